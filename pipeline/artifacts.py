@@ -1,0 +1,142 @@
+"""The run folder: the one module that owns every path a run writes or reads.
+
+A run is written into a hidden staging folder `<out>/<domain>/.incomplete-<run-id>/` and
+renamed to `<out>/<domain>/<run-id>/` only once `manifest.json` is written, so a folder
+without the `.incomplete-` prefix is always a finished run, and an interrupted run never
+looks finished. The manifest lists every artifact with its role, size and SHA-256.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+PREPROCESSING = "models/preprocessing.json"
+METRICS = "metrics.json"
+TRAINING = "training.json"
+COMPRESSION = "compression.json"
+AUDIT = "audit.json"
+MITIGATION = "mitigation.json"
+EXPLANATIONS = "explanations.json"
+GATE = "gate.json"
+MODEL_CARD_MARKDOWN = "model_card.md"
+MODEL_CARD_HTML = "model_card.html"
+INCOMPLETE_PREFIX = ".incomplete-"
+
+
+def model_path(variant: str) -> str:
+    return f"models/{variant}.tflite"
+
+
+def plot_path(name: str) -> str:
+    return f"plots/{name}.png"
+
+
+def new_run_id(seed: int) -> str:
+    """Sortable and unique: UTC time, seed, random suffix."""
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{now}-seed{seed}-{secrets.token_hex(3)}"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def to_jsonable(value: Any) -> Any:
+    """numpy scalars/arrays -> Python; NaN/inf -> None; tuples -> lists; keys -> str."""
+    if isinstance(value, dict):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(to_jsonable(value), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+
+
+class RunFolder:
+    """Writes one run. Use `finish()` to publish it, `discard()` to remove a failed one."""
+
+    def __init__(self, output_dir: str | os.PathLike, domain: str, run_id: str):
+        self.domain = domain
+        self.run_id = run_id
+        self.final_path = Path(output_dir) / domain / run_id
+        self.staging_path = Path(output_dir) / domain / f"{INCOMPLETE_PREFIX}{run_id}"
+        self.artifacts: dict[str, dict] = {}
+        self.staging_path.mkdir(parents=True, exist_ok=False)
+
+    # ---- writing ---------------------------------------------------------------------
+    def _target(self, relative: str) -> Path:
+        target = self.staging_path / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def write_bytes(self, relative: str, data: bytes, *, role: str, **extra: Any) -> Path:
+        target = self._target(relative)
+        target.write_bytes(data)
+        self.artifacts[relative] = {"path": relative, "role": role, "bytes": len(data),
+                                    "sha256": sha256_bytes(data), **extra}
+        return target
+
+    def write_text(self, relative: str, text: str, *, role: str, **extra: Any) -> Path:
+        return self.write_bytes(relative, text.encode("utf-8"), role=role, **extra)
+
+    def write_json(self, relative: str, value: Any, *, role: str, **extra: Any) -> Path:
+        return self.write_text(relative, dumps(value), role=role, **extra)
+
+    def write_figure(self, name: str, figure, *, role: str = "plot") -> str:
+        """Save a matplotlib Figure as PNG; returns its relative path."""
+        relative = plot_path(name)
+        target = self._target(relative)
+        figure.savefig(target, dpi=110, bbox_inches="tight")
+        data = target.read_bytes()
+        self.artifacts[relative] = {"path": relative, "role": role, "bytes": len(data),
+                                    "sha256": sha256_bytes(data)}
+        return relative
+
+    # ---- reading back what was written (what ships is what gets evaluated) -------------
+    def read_bytes(self, relative: str) -> bytes:
+        return (self.staging_path / relative).read_bytes()
+
+    def read_json(self, relative: str) -> Any:
+        return json.loads((self.staging_path / relative).read_text(encoding="utf-8"))
+
+    # ---- publishing ------------------------------------------------------------------
+    def finish(self, manifest: dict) -> Path:
+        """Write the manifest (listing every artifact) and move the run into place."""
+        manifest = {**manifest, "run_id": self.run_id, "domain": self.domain,
+                    "artifacts": sorted(self.artifacts.values(), key=lambda item: item["path"])}
+        (self.staging_path / MANIFEST).write_text(dumps(manifest), encoding="utf-8")
+        os.replace(self.staging_path, self.final_path)
+        return self.final_path
+
+    def discard(self) -> None:
+        shutil.rmtree(self.staging_path, ignore_errors=True)

@@ -1,0 +1,167 @@
+"""The `edgeaudit` command line.
+
+    edgeaudit domains                       list the registered domains
+    edgeaudit run fraud                     the fraud domain on its embedded default data
+    edgeaudit run all                       every domain on its embedded default data
+    edgeaudit run fraud --data claims.csv --label FraudFound_P --sensitive Sex Age
+
+Exit codes: 0 success, 1 crash, 2 bad input (message, no traceback), 3 gate failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pipeline import __version__
+from pipeline.config import ALL_VARIANTS, GateThresholds, RunConfig
+from pipeline.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_OK, InputError
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = RunConfig(domain="")
+    gate_defaults = GateThresholds()
+    parser = argparse.ArgumentParser(
+        prog="edgeaudit",
+        description="Train, compress for the edge, explain and audit Keras models; one report folder per run.",
+        epilog="Exit codes: 0 success, 1 crash, 2 bad input, 3 gate failed (the report is still written).",
+    )
+    parser.add_argument("--version", action="version", version=f"edgeaudit {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("domains", help="list the registered domains and their default settings")
+
+    run = commands.add_parser(
+        "run", help="run the whole pipeline for one domain (or 'all')",
+        description="Load data, train, compress to .tflite variants, evaluate them in LiteRT, explain with "
+                    "SHAP, audit with Fairlearn, write a report folder and apply the gate.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run.add_argument("domain", help="a domain from `edgeaudit domains`, or 'all' for every domain on its default data")
+    data = run.add_argument_group("data")
+    data.add_argument("--data", dest="data_path", metavar="PATH",
+                      help="your own data file; without it, the domain's embedded default data is generated")
+    data.add_argument("--label", dest="label_column", metavar="COLUMN",
+                      help="the binary label column of --data (e.g. FraudFound_P)")
+    data.add_argument("--sensitive", dest="sensitive_columns", metavar="COLUMN", nargs="+", default=[],
+                      help="columns that define the groups to audit (e.g. Sex Age); numeric ones are banded")
+    data.add_argument("--max-rows", type=int, default=None,
+                      help="subsample the data to this many rows (stratified) for a faster run")
+    data.add_argument("--min-group-size", type=int, default=defaults.min_group_size,
+                      help="smallest group (rows in the test split) the audit will measure")
+    training = run.add_argument_group("training")
+    training.add_argument("--epochs", type=int, default=defaults.epochs, help="largest number of training epochs "
+                          "(early stopping on validation PR-AUC usually stops sooner)")
+    training.add_argument("--batch-size", type=int, default=defaults.batch_size, help="training batch size on CPU "
+                          "(scaled up on a GPU)")
+    training.add_argument("--seed", type=int, default=defaults.seed, help="seed for data generation, splits, "
+                          "initialisation and bootstrap")
+    training.add_argument("--quick", action="store_true",
+                          help="smoke run: at most 4,000 rows, 3 epochs, small SHAP and bootstrap samples")
+    compression = run.add_argument_group("compression")
+    compression.add_argument("--variants", nargs="+", default=list(defaults.variants), choices=ALL_VARIANTS,
+                             metavar="VARIANT", help=f"variants to build, among: {' '.join(ALL_VARIANTS)}")
+    compression.add_argument("--target-sparsity", type=float, default=defaults.target_sparsity,
+                             help="share of weights magnitude pruning sets to zero")
+    compression.add_argument("--fine-tune-epochs", type=int, default=defaults.fine_tune_epochs,
+                             help="epochs of pruning / quantization-aware fine-tuning")
+    compression.add_argument("--ship", dest="ship_variant", default=defaults.ship_variant, metavar="VARIANT",
+                             help="the variant meant for devices: explained, and judged by the gate")
+    analysis = run.add_argument_group("explanation and audit")
+    analysis.add_argument("--explain-rows", type=int, default=defaults.explain_rows,
+                          help="test rows explained with SHAP per model")
+    analysis.add_argument("--bootstrap-samples", type=int, default=defaults.bootstrap_samples,
+                          help="bootstrap resamples for the audit's 95%% intervals")
+    gate = run.add_argument_group("gate")
+    gate.add_argument("--max-quality-drop", type=float, default=gate_defaults.max_quality_drop,
+                      help="largest drop of the headline metric (shipped variant vs float)")
+    gate.add_argument("--max-equalized-odds-difference", type=float,
+                      default=gate_defaults.max_equalized_odds_difference,
+                      help="largest equalized-odds difference of the shipped variant, per sensitive column")
+    gate.add_argument("--max-gap-widening", type=float, default=gate_defaults.max_gap_widening,
+                      help="largest widening of a TPR/FPR gap between groups caused by compression")
+    output = run.add_argument_group("output")
+    output.add_argument("--out", dest="output_dir", default=defaults.output_dir, metavar="DIR",
+                        help="reports folder; each run goes to DIR/<domain>/<run-id>/")
+    return parser
+
+
+def _config(arguments: argparse.Namespace, domain: str) -> RunConfig:
+    config = RunConfig(
+        domain=domain, data_path=arguments.data_path, label_column=arguments.label_column,
+        sensitive_columns=tuple(arguments.sensitive_columns), output_dir=arguments.output_dir,
+        epochs=arguments.epochs, batch_size=arguments.batch_size, seed=arguments.seed,
+        max_rows=arguments.max_rows, variants=tuple(arguments.variants),
+        target_sparsity=arguments.target_sparsity, fine_tune_epochs=arguments.fine_tune_epochs,
+        ship_variant=arguments.ship_variant, explain_rows=arguments.explain_rows,
+        bootstrap_samples=arguments.bootstrap_samples, min_group_size=arguments.min_group_size,
+        gate=GateThresholds(max_quality_drop=arguments.max_quality_drop,
+                            max_equalized_odds_difference=arguments.max_equalized_odds_difference,
+                            max_gap_widening=arguments.max_gap_widening),
+    )
+    return (config.quick_version() if arguments.quick else config).validate()
+
+
+def _list_domains() -> int:
+    from pipeline.registry import all_domains
+
+    for domain in all_domains():
+        print(f"{domain.name:14s} {domain.title}")
+        print(f"{'':14s} {domain.description}")
+        print(f"{'':14s} modality {domain.modality}; headline metric {domain.headline_metric}; "
+              f"default label {domain.default_label}; groups {', '.join(domain.default_sensitive)}")
+    return EXIT_OK
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    from pipeline.registry import domain_names, get_domain
+
+    if arguments.domain == "all":
+        if arguments.data_path:
+            raise InputError("--data cannot be used with 'all': each domain reads a different kind of data",
+                             fix="run one domain at a time with --data, or drop --data to use the default data")
+        names = domain_names()
+    else:
+        get_domain(arguments.domain)  # unknown name -> InputError listing the valid ones
+        names = [arguments.domain]
+    configs = [_config(arguments, name) for name in names]  # validate every option before any work
+
+    from pipeline.run import run_pipeline
+
+    exit_code = EXIT_OK
+    for config in configs:
+        print(f"== {config.domain}{' (quick)' if config.quick else ''} ==", flush=True)
+        outcome = run_pipeline(config)
+        print(_gate_summary(outcome.gate))
+        print(f"Report: {outcome.run_dir}")
+        if not outcome.gate["passed"]:
+            exit_code = EXIT_GATE_FAILED
+    return exit_code
+
+
+def _gate_summary(gate: dict) -> str:
+    lines = [f"Gate {'PASSED' if gate['passed'] else 'FAILED'} for the shipped variant {gate['ship_variant']}:"]
+    for check in gate["checks"]:
+        lines.append(f"  [{'ok' if check['passed'] else 'FAIL'}] {check['explanation']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    arguments = _parser().parse_args(argv)
+    try:
+        if arguments.command == "domains":
+            return _list_domains()
+        if arguments.command == "run":
+            return _run(arguments)
+    except InputError as error:
+        print(f"edgeaudit: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("edgeaudit: interrupted; the unfinished run was removed", file=sys.stderr)
+        return 130
+    raise AssertionError(f"unhandled command {arguments.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

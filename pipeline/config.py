@@ -1,0 +1,127 @@
+"""Run configuration: flat, frozen, validated in one place.
+
+Every option of `edgeaudit run` maps to one field here. `RunConfig.validate()` is the
+only place option values are checked; it raises InputError naming the option and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from pipeline.errors import InputError
+
+# Every compression variant, in the order they are produced and reported.
+# "float32" is the unquantized .tflite; the others are compressed variants.
+ALL_VARIANTS: tuple[str, ...] = (
+    "float32",
+    "dynamic_range",
+    "float16",
+    "int8",
+    "pruned_int8",
+    "qat_int8",
+    "pqat_int8",
+)
+
+# Name under which the Keras (float, unconverted) model appears next to the variants.
+FLOAT_MODEL = "keras_float"
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    """Limits a run must respect; a run outside them fails the gate (exit code 3)."""
+
+    # Largest allowed drop of the domain's headline metric (e.g. PR-AUC), shipped
+    # variant vs the float Keras model, on the test split.
+    max_quality_drop: float = 0.01
+    # Largest allowed equalized-odds difference of the shipped variant, per sensitive column.
+    max_equalized_odds_difference: float = 0.30
+    # Largest allowed widening, by compression, of a between-group gap (TPR or FPR
+    # difference between the best and worst group), shipped variant vs float.
+    max_gap_widening: float = 0.05
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    domain: str
+    data_path: str | None = None
+    label_column: str | None = None
+    sensitive_columns: tuple[str, ...] = ()
+    output_dir: str = "reports"
+    epochs: int = 30
+    batch_size: int = 256
+    seed: int = 0
+    quick: bool = False
+    # Subsample the loaded data to at most this many rows (stratified); None keeps all.
+    max_rows: int | None = None
+    # Compression
+    variants: tuple[str, ...] = ALL_VARIANTS
+    target_sparsity: float = 0.75
+    fine_tune_epochs: int = 2
+    representative_rows: int = 200
+    ship_variant: str = "int8"
+    # Evaluation
+    latency_runs: int = 200
+    # Explanation
+    explain_rows: int = 100
+    background_rows: int = 100
+    local_examples: int = 5
+    # Audit
+    bootstrap_samples: int = 200
+    min_group_size: int = 20
+    gate: GateThresholds = field(default_factory=GateThresholds)
+
+    def validate(self) -> "RunConfig":
+        def positive(name: str, value: int | None, minimum: int = 1) -> None:
+            if value is not None and value < minimum:
+                raise InputError(
+                    f"option --{name.replace('_', '-')} is {value}, expected at least {minimum}",
+                    fix=f"pass --{name.replace('_', '-')} {minimum} or more",
+                )
+
+        for name in ("epochs", "batch_size", "fine_tune_epochs", "representative_rows",
+                     "explain_rows", "background_rows", "bootstrap_samples", "min_group_size"):
+            positive(name, getattr(self, name))
+        positive("latency_runs", self.latency_runs, 200)
+        positive("max_rows", self.max_rows, 100)
+        positive("local_examples", self.local_examples, 0)
+        if not 0.0 < self.target_sparsity < 1.0:
+            raise InputError(
+                f"option --target-sparsity is {self.target_sparsity}, expected a fraction between 0 and 1",
+                fix="pass for example --target-sparsity 0.75",
+            )
+        unknown = [v for v in self.variants if v not in ALL_VARIANTS]
+        if unknown:
+            raise InputError(
+                f"unknown variant(s) {', '.join(map(repr, unknown))}",
+                fix=f"choose among: {', '.join(ALL_VARIANTS)}",
+            )
+        if self.ship_variant not in self.variants:
+            raise InputError(
+                f"the variant to ship, {self.ship_variant!r}, is not among the variants built "
+                f"({', '.join(self.variants)})",
+                fix="add it to --variants or choose another with --ship",
+            )
+        for name, value in dataclasses.asdict(self.gate).items():
+            if value < 0:
+                raise InputError(f"gate threshold {name} is {value}, expected ≥ 0",
+                                 fix=f"pass a non-negative --{name.replace('_', '-')}")
+        return self
+
+    def quick_version(self) -> "RunConfig":
+        """A smoke-run version: tiny training and statistics, the same stages."""
+        return dataclasses.replace(
+            self,
+            quick=True,
+            epochs=min(self.epochs, 3),
+            max_rows=self.max_rows or 4000,
+            fine_tune_epochs=1,
+            representative_rows=min(self.representative_rows, 100),
+            explain_rows=min(self.explain_rows, 20),
+            background_rows=min(self.background_rows, 30),
+            local_examples=min(self.local_examples, 3),
+            bootstrap_samples=min(self.bootstrap_samples, 50),
+        )
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)

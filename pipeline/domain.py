@@ -1,0 +1,105 @@
+"""The interface every domain implements, and the data it hands to the generic stages.
+
+A domain knows three things the generic stages don't:
+  * how to load its data (embedded default data, or a user's file) into `DomainData`;
+  * how to turn raw rows into model inputs with a JSON-able preprocessing spec
+    (`encode`), the same spec that ships beside every `.tflite`;
+  * how to build its Functional model, given a Keras module (Keras 3 or tf_keras).
+
+Everything else (train, compress, evaluate, explain, audit, report, gate) is generic.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Split:
+    """One of train / validation / test.
+
+    raw:     what the domain's `encode` takes (a DataFrame of raw columns for tabular data).
+    labels:  int64 array of 0/1, one per row.
+    groups:  one string column per sensitive attribute, one row per example, RangeIndex.
+             Continuous attributes are already banded (e.g. age "26-35").
+    """
+
+    raw: Any
+    labels: np.ndarray
+    groups: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class DataSource:
+    kind: str                # "generated" or "file"
+    description: str         # one line for humans: what the data is
+    path: str | None         # the user's file, None for generated data
+    fingerprint: str         # sha256 of the file bytes, or of the generated raw table
+    rows: int                # rows loaded, before splitting
+    notes: tuple[str, ...] = ()  # decisions the loader took (dropped columns, banding, ...)
+
+
+@dataclass(frozen=True)
+class DomainData:
+    train: Split
+    validation: Split
+    test: Split
+    # Fitted on train only; JSON-able; written beside every .tflite and re-read for LiteRT evaluation.
+    preprocessing: dict
+    # Names of the encoded model inputs, in order (tabular: one per encoded column).
+    feature_names: tuple[str, ...]
+    # Original column -> indices of the encoded inputs it produced (for per-column SHAP).
+    feature_groups: dict[str, list[int]]
+    sensitive_columns: tuple[str, ...]
+    label_name: str
+    positive_class: str      # what label 1 means, e.g. "fraud"
+    source: DataSource
+    class_balance: dict = field(default_factory=dict)  # e.g. {"train_positive_rate": 0.02}
+
+
+class Domain(abc.ABC):
+    """Base class of every domain. Subclasses are registered in `pipeline.registry`."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str]
+    modality: ClassVar[str]                  # "tabular" | "image" | "text" | "window"
+    headline_metric: ClassVar[str] = "pr_auc"
+    default_label: ClassVar[str | None] = None
+    default_sensitive: ClassVar[tuple[str, ...]] = ()
+
+    @abc.abstractmethod
+    def load(self, config) -> DomainData:
+        """Load the embedded default data (config.data_path is None) or the user's file."""
+
+    @abc.abstractmethod
+    def encode(self, preprocessing: dict, raw: Any) -> np.ndarray:
+        """Raw rows -> model inputs, using only the shipped preprocessing spec."""
+
+    # A module-level function (so it pickles into the compression child process):
+    # model_builder(keras_module, input_shape, **model_options) -> Functional model
+    # whose output is one sigmoid probability per example.
+    model_builder: ClassVar[Callable[..., Any]]
+
+    def model_options(self, data: DomainData, config) -> dict:
+        """Keyword arguments for `model_builder` (layer sizes, vocabulary size, ...)."""
+        return {}
+
+    def summary(self) -> dict:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "modality": self.modality,
+            "headline_metric": self.headline_metric,
+            "default_label": self.default_label,
+            "default_sensitive": list(self.default_sensitive),
+        }

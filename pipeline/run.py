@@ -1,0 +1,300 @@
+"""Wires the stages: load → train → compress → evaluate (LiteRT) → explain → audit → report → gate.
+
+Stage functions take and return plain values; only this module talks to the run folder
+(`pipeline.artifacts.RunFolder`). A run that fails for any reason is discarded, so the
+reports folder only ever holds finished runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import platform
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import artifacts
+from pipeline.config import FLOAT_MODEL, RunConfig
+from pipeline.domain import Domain, DomainData
+from pipeline.metrics import Predictions, binary_quality, choose_threshold
+from pipeline.progress import Progress
+from pipeline.registry import get_domain
+
+STAGES = ["load data", "train", "compress", "evaluate on LiteRT", "explain", "audit", "report"]
+PACKAGES = ("tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert", "shap",
+            "fairlearn", "scikit-learn", "numpy", "pandas", "streamlit", "matplotlib")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_dir: Path
+    gate: dict
+    manifest: dict
+
+
+def run_pipeline(config: RunConfig, *, progress: Progress | None = None) -> RunOutcome:
+    """Run every stage for one domain and publish the run folder. Raises InputError on bad input."""
+    config = config.validate()
+    domain = get_domain(config.domain)
+    progress = progress or Progress(STAGES)
+    started_wall = time.monotonic()
+    created = _dt.datetime.now(_dt.timezone.utc)
+
+    with progress.stage("load data"):
+        data = domain.load(config)
+        progress(f"  {data.source.description}: {data.source.rows:,} rows; train {len(data.train):,}, "
+                 f"validation {len(data.validation):,}, test {len(data.test):,}; "
+                 f"{len(data.feature_names)} model inputs; groups by {', '.join(data.sensitive_columns)}")
+
+    from pipeline.runtime import configure_runtime  # imports Keras: after the cheap input checks
+
+    runtime = configure_runtime(seed=config.seed, batch_size=config.batch_size)
+    progress(f"  training on {runtime.device} ({runtime.backend} backend, mixed precision "
+             f"{'on' if runtime.mixed_precision else 'off'}, XLA {'on' if runtime.jit_compile else 'off'})")
+    folder = artifacts.RunFolder(config.output_dir, domain.name, artifacts.new_run_id(config.seed))
+    try:
+        manifest, gate = _run_stages(config, domain, data, runtime, folder, progress)
+        manifest.update({
+            "created_utc": created.isoformat(timespec="seconds"),
+            "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "wall_seconds": round(time.monotonic() - started_wall, 2),
+            "stage_seconds": dict(progress.seconds),
+            "peak_memory_mb": _peak_memory_mb(),
+        })
+        run_dir = folder.finish(manifest)
+    except BaseException:
+        folder.discard()
+        raise
+    return RunOutcome(run_dir=run_dir, gate=gate, manifest=manifest)
+
+
+def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, folder: artifacts.RunFolder,
+                progress: Progress) -> tuple[dict, dict]:
+    from pipeline.stages import audit as audit_stage
+    from pipeline.stages import explain as explain_stage
+    from pipeline.stages import report as report_stage
+    from pipeline.stages.compress import CompressionJob, compress
+    from pipeline.stages.evaluate import LiteRTModel, evaluate_variant, measure_keras_latency
+    from pipeline.stages.gate import apply_gate
+    from pipeline.stages.train import batched_predict_function, sample_weights_for, train_model
+
+    # What ships beside every .tflite is written first and read back: every later stage
+    # encodes with the file a device will get, not with an in-memory copy.
+    folder.write_json(artifacts.PREPROCESSING, data.preprocessing, role="preprocessing")
+    shipped_preprocessing = folder.read_json(artifacts.PREPROCESSING)
+    train_x = domain.encode(shipped_preprocessing, data.train.raw)
+    validation_x = domain.encode(shipped_preprocessing, data.validation.raw)
+    test_x = domain.encode(shipped_preprocessing, data.test.raw)
+    input_shape = tuple(train_x.shape[1:])
+    model_options = domain.model_options(data, config)
+
+    with progress.stage("train"):
+        trained = train_model(
+            model_builder=domain.model_builder, input_shape=input_shape, model_options=model_options,
+            train_features=train_x, train_labels=data.train.labels,
+            validation_features=validation_x, validation_labels=data.validation.labels,
+            runtime=runtime, epochs=config.epochs, progress=progress)
+        progress(f"  best epoch {trained.best_epoch} of {trained.epochs_run}, {trained.seconds:.1f} s")
+        predict_float = batched_predict_function(trained.model)
+        float_threshold = choose_threshold(data.validation.labels, predict_float(validation_x))
+        float_predictions = Predictions(predict_float(test_x), float_threshold)
+        float_validation_scores = predict_float(validation_x)
+        folder.write_json(artifacts.TRAINING, {**trained.summary(), "runtime": runtime.to_json(),
+                                               "model_options": model_options, "input_shape": input_shape},
+                          role="training")
+
+    with progress.stage("compress"):
+        rng = np.random.default_rng(config.seed)
+        representative = train_x[rng.choice(len(train_x), size=min(config.representative_rows, len(train_x)),
+                                            replace=False)]
+        job = CompressionJob(
+            model_builder=domain.model_builder, input_shape=input_shape, model_options=model_options,
+            weights=[np.asarray(w) for w in trained.model.get_weights()],
+            train_features=train_x, train_labels=data.train.labels.astype(np.float32),
+            train_sample_weights=sample_weights_for(data.train.labels, trained.class_weights),
+            representative_features=representative, variants=config.variants,
+            target_sparsity=config.target_sparsity, fine_tune_epochs=config.fine_tune_epochs,
+            batch_size=runtime.batch_size, seed=config.seed)
+        variants = compress(job, progress=progress)
+        for result in variants.values():
+            if result.tflite is not None:
+                folder.write_bytes(artifacts.model_path(result.name), result.tflite, role="tflite",
+                                   variant=result.name)
+        folder.write_json(artifacts.COMPRESSION, {name: v.summary() for name, v in variants.items()},
+                          role="compression")
+
+    with progress.stage("evaluate on LiteRT"):
+        evaluations: dict[str, dict] = {}
+        predictions: dict[str, Predictions] = {FLOAT_MODEL: float_predictions}
+        keras_latency = measure_keras_latency(trained.model.predict_on_batch, test_x[0], runs=config.latency_runs)
+        for name, result in variants.items():
+            if result.status != "ok":
+                continue
+            shipped_bytes = folder.read_bytes(artifacts.model_path(name))  # the file, as written
+            evaluations[name], predictions[name] = evaluate_variant(
+                shipped_bytes, validation_features=validation_x, validation_labels=data.validation.labels,
+                test_features=test_x, test_labels=data.test.labels, reference=float_predictions,
+                latency_runs=config.latency_runs)
+            evaluation = evaluations[name]
+            progress(f"  {name:14s} {domain.headline_metric} {_fmt(evaluation['quality'][domain.headline_metric])}"
+                     f"  {evaluation['size']['bytes']:>9,} B  gzip {evaluation['size']['gzip_bytes']:>9,} B"
+                     f"  {evaluation['latency']['median_ms']:.3f} ms"
+                     f"  agreement {evaluation['agreement']['identical_decisions']:.4f}")
+        float_quality = binary_quality(data.test.labels, float_predictions.scores, float_threshold)
+        _add_ratios(evaluations, keras_latency)
+        metrics = {
+            "headline_metric": domain.headline_metric,
+            "keras_float": {"quality": float_quality, "latency": keras_latency,
+                            "latency_call": "model.predict_on_batch on one example",
+                            "parameters": int(trained.model.count_params())},
+            "variants": evaluations,
+        }
+        folder.write_json(artifacts.METRICS, metrics, role="metrics")
+
+    with progress.stage("explain"):
+        explanation = _explain(config, domain, data, folder, predict_float, float_predictions, train_x, test_x,
+                               ship_variant=config.ship_variant if config.ship_variant in evaluations else None,
+                               explain_stage=explain_stage, lite_model=LiteRTModel)
+        figures = explain_stage.explanation_figures(explanation)
+        explanation.pop("_arrays", None)
+        folder.write_json(artifacts.EXPLANATIONS, explanation, role="explanations")
+        for name, figure in figures.items():
+            folder.write_figure(name, figure)
+        for name, model_result in explanation["models"].items():
+            progress(f"  {name}: {model_result['seconds']:.1f} s, additivity error "
+                     f"{model_result['additivity']['max_abs_error']:.2e}")
+
+    with progress.stage("audit"):
+        audit = audit_stage.audit_variants(
+            labels=data.test.labels, groups=data.test.groups, predictions=predictions, reference=FLOAT_MODEL,
+            bootstrap_samples=config.bootstrap_samples, seed=config.seed, min_group_size=config.min_group_size)
+        folder.write_json(artifacts.AUDIT, audit, role="audit")
+        mitigation = audit_stage.mitigate_with_threshold_optimizer(
+            validation_labels=data.validation.labels, validation_scores=float_validation_scores,
+            validation_groups=data.validation.groups, test_labels=data.test.labels,
+            test_scores=float_predictions.scores, test_groups=data.test.groups, seed=config.seed)
+        folder.write_json(artifacts.MITIGATION, mitigation, role="mitigation")
+        for name, figure in audit_stage.audit_figures(audit, mitigation).items():
+            folder.write_figure(name, figure)
+        for name, summary in audit["summary"].items():
+            progress(f"  {name:14s} equalized odds difference "
+                     + ", ".join(f"{column} {_fmt(value)}" for column, value in
+                                 summary["equalized_odds_difference"].items())
+                     + f"; flagged cells {summary.get('flagged_cells', 0)}")
+
+    with progress.stage("report"):
+        qualities = {FLOAT_MODEL: float_quality, **{name: e["quality"] for name, e in evaluations.items()}}
+        gate = apply_gate(thresholds=config.gate, ship_variant=config.ship_variant,
+                          headline_metric=domain.headline_metric, qualities=qualities,
+                          audit_summary=audit["summary"])
+        folder.write_json(artifacts.GATE, gate, role="gate")
+        manifest = _manifest(config, domain, data, runtime, variants, evaluations, gate)
+        card = report_stage.model_card(
+            manifest=manifest, metrics=metrics, compression={n: v.summary() for n, v in variants.items()},
+            audit=audit, mitigation=mitigation, explanation=explanation, gate=gate,
+            training=trained.summary(), plots=sorted(p for p in folder.artifacts if p.startswith("plots/")))
+        for name, figure in report_stage.evaluation_figures(metrics, ship_variant=config.ship_variant).items():
+            folder.write_figure(name, figure)
+        folder.write_text(artifacts.MODEL_CARD_MARKDOWN, card.markdown, role="model_card")
+        folder.write_text(artifacts.MODEL_CARD_HTML, card.html, role="model_card")
+    return manifest, gate
+
+
+def _explain(config, domain, data, folder, predict_float, float_predictions, train_x, test_x, *,
+             ship_variant, explain_stage, lite_model) -> dict:
+    rng = np.random.default_rng(config.seed)
+    background = train_x[rng.choice(len(train_x), size=min(config.background_rows, len(train_x)), replace=False)]
+    # Explain every flagged test row we can afford plus a random sample of the rest.
+    flagged = np.flatnonzero(float_predictions.decisions == 1)
+    flagged = flagged[np.argsort(-float_predictions.scores[flagged])]
+    others = rng.permutation(np.setdiff1d(np.arange(len(test_x)), flagged))
+    row_ids = np.concatenate([flagged[: config.explain_rows // 2], others])[: config.explain_rows]
+    row_ids = np.sort(row_ids)
+    local_row_ids = [int(i) for i in flagged[: config.local_examples]]
+    predict_functions = {FLOAT_MODEL: predict_float}
+    if ship_variant is not None:
+        predict_functions[ship_variant] = lite_model(folder.read_bytes(artifacts.model_path(ship_variant))).predict
+    if domain.modality != "tabular":
+        raise NotImplementedError(f"no explainer wired for modality {domain.modality!r} yet")
+    return explain_stage.explain_tabular(
+        predict_functions=predict_functions, background=background, rows=test_x[row_ids],
+        row_ids=[int(i) for i in row_ids], local_row_ids=local_row_ids, feature_names=data.feature_names,
+        feature_groups=data.feature_groups, seed=config.seed, reference=FLOAT_MODEL)
+
+
+def _add_ratios(evaluations: dict[str, dict], keras_latency: dict) -> None:
+    """Size ratios to the float32 .tflite and latency ratio to the Keras model, per variant."""
+    base = evaluations.get("float32", {}).get("size")
+    for evaluation in evaluations.values():
+        if base:
+            evaluation["size"]["ratio_to_float32"] = evaluation["size"]["bytes"] / base["bytes"]
+            evaluation["size"]["gzip_ratio_to_float32"] = evaluation["size"]["gzip_bytes"] / base["bytes"]
+        evaluation["latency"]["ratio_to_keras"] = evaluation["latency"]["median_ms"] / keras_latency["median_ms"]
+
+
+def _manifest(config, domain, data, runtime, variants, evaluations, gate) -> dict:
+    entries = []
+    for name, result in variants.items():
+        entry = {"name": name, "status": result.status, "reason": result.reason}
+        if name in evaluations:
+            evaluation = evaluations[name]
+            entry.update({
+                "tflite": artifacts.model_path(name), "preprocessing": artifacts.PREPROCESSING,
+                "metrics": f"{artifacts.METRICS}#/variants/{name}",
+                "threshold": evaluation["quality"]["threshold"],
+                domain.headline_metric: evaluation["quality"][domain.headline_metric],
+                "bytes": evaluation["size"]["bytes"], "gzip_bytes": evaluation["size"]["gzip_bytes"],
+                "shipped": name == config.ship_variant,
+            })
+        entries.append(entry)
+    source = dataclasses.asdict(data.source)
+    return {
+        "format": "edgeaudit.run.v1",
+        "edgeaudit_version": _version("edgeaudit"),
+        "status": "complete",
+        "domain_title": domain.title,
+        "modality": domain.modality,
+        "headline_metric": domain.headline_metric,
+        "config": config.to_json(),
+        "seed": config.seed,
+        "runtime": runtime.to_json(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": {name: _version(name) for name in PACKAGES},
+        "data": {
+            **source,
+            "label": data.label_name, "positive_class": data.positive_class,
+            "sensitive_columns": list(data.sensitive_columns),
+            "splits": {"train": len(data.train), "validation": len(data.validation), "test": len(data.test)},
+            "positives": {"train": int(data.train.labels.sum()), "validation": int(data.validation.labels.sum()),
+                          "test": int(data.test.labels.sum())},
+            "model_inputs": len(data.feature_names),
+        },
+        "ship_variant": config.ship_variant,
+        "gate": {"passed": gate["passed"], "failed_checks": [c["name"] for c in gate["checks"] if not c["passed"]]},
+        "variants": entries,
+    }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _peak_memory_mb() -> float:
+    """Peak resident memory of this process and its (finished) children, in MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) / 1024, 1)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"

@@ -1,0 +1,402 @@
+"""Compress: a tf_keras twin of the trained model, tfmot fine-tuning, TFLite conversion.
+
+tfmot (pruning, QAT, pruning-preserving QAT) works only on tf_keras (Keras 2) models, so
+this stage rebuilds the trained Keras 3 model with the domain's own Functional builder on
+the tf_keras module and copies the weights over (`set_weights`). Nothing else in the
+package imports tf_keras or tfmot.
+
+All of that happens in a *spawned child process*, for two reasons:
+  * the TFLite converter can kill its own process (a segfault was seen with int8
+    conversion of recurrent models), and a crash must become a failed variant, not a
+    failed run; when the child dies, the variant it was working on is recorded as
+    failed with the signal, and a fresh child carries on with the variants left;
+  * importing tfmot sets TF_USE_LEGACY_KERAS=1, which would change what `tf.keras` means
+    for the rest of the parent process.
+
+Every variant comes back as `.tflite` bytes plus the details of what was done to it
+(which layers were pruned or quantized, which were skipped and why).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import signal
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from pipeline.config import ALL_VARIANTS
+
+DESCRIPTIONS = {
+    "float32": "TFLite float32, no quantization",
+    "dynamic_range": "post-training dynamic-range quantization (int8 weights, float activations)",
+    "float16": "post-training float16 quantization (float16 weights)",
+    "int8": "post-training full-integer quantization (int8 weights and activations, float interface)",
+    "pruned_int8": "magnitude pruning (polynomial decay) + fine-tuning, then full-integer int8",
+    "qat_int8": "quantization-aware training, then int8",
+    "pqat_int8": "pruning, then pruning-preserving quantization-aware training, then int8",
+}
+
+
+@dataclass(frozen=True)
+class CompressionJob:
+    """Everything the child process needs; it is pickled into the child."""
+
+    model_builder: Callable[..., Any]     # module-level function: (keras_module, input_shape, **options)
+    input_shape: tuple[int, ...]
+    model_options: dict
+    weights: list[np.ndarray]             # trained Keras 3 weights, in get_weights() order
+    train_features: np.ndarray
+    train_labels: np.ndarray
+    train_sample_weights: np.ndarray | None
+    representative_features: np.ndarray   # rows from train for int8 calibration
+    variants: tuple[str, ...] = ALL_VARIANTS
+    target_sparsity: float = 0.75
+    fine_tune_epochs: int = 2
+    fine_tune_learning_rate: float = 1e-4
+    batch_size: int = 256
+    seed: int = 0
+    # A variant that takes longer than this is stopped and recorded as failed.
+    variant_timeout_seconds: float = 900.0
+
+
+@dataclass
+class VariantResult:
+    name: str
+    status: str                       # "ok" | "skipped" | "failed"
+    tflite: bytes | None = None
+    reason: str | None = None
+    details: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        """JSON-able description without the bytes."""
+        return {
+            "name": self.name,
+            "description": DESCRIPTIONS.get(self.name, ""),
+            "status": self.status,
+            "reason": self.reason,
+            "details": self.details,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def compress(job: CompressionJob, *, progress: Callable[[str], None] = print) -> dict[str, VariantResult]:
+    """Build every requested variant; a crash or timeout in the child fails one variant only."""
+    remaining = [name for name in ALL_VARIANTS if name in job.variants]
+    results: dict[str, VariantResult] = {}
+    context = multiprocessing.get_context("spawn")
+    # The converter writes C++ logging straight to file descriptors 1 and 2; the child
+    # sends those to this log, and the log's tail explains a crash.
+    log_file = tempfile.NamedTemporaryFile(prefix="edgeaudit-compress-", suffix=".log", delete=False)
+    log_file.close()
+    try:
+        while remaining:
+            _run_child(context, job, remaining, results, log_file.name, progress)
+    finally:
+        os.unlink(log_file.name)
+    return {name: results[name] for name in ALL_VARIANTS if name in results}
+
+
+def _run_child(context, job: CompressionJob, remaining: list[str], results: dict[str, VariantResult],
+               log_path: str, progress: Callable[[str], None]) -> None:
+    """One child process: builds variants from `remaining` until done, crashed or stopped.
+
+    Removes every variant it settles (built, skipped or failed) from `remaining`.
+    """
+    parent_end, child_end = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(child_end, job, tuple(remaining), log_path), daemon=True)
+    child.start()
+    child_end.close()
+    current: str | None = None
+    started = time.monotonic()
+    try:
+        while True:
+            timeout = job.variant_timeout_seconds - (time.monotonic() - started)
+            if timeout <= 0 or not parent_end.poll(timeout):
+                child.kill()
+                child.join()
+                if current is None:
+                    raise RuntimeError(f"the compression child process did not start a variant within "
+                                       f"{job.variant_timeout_seconds:.0f} s")
+                results[current] = VariantResult(
+                    current, "failed", reason=f"stopped after {job.variant_timeout_seconds:.0f} s without finishing",
+                    seconds=time.monotonic() - started)
+                progress(f"  {current}: FAILED ({results[current].reason}); continuing with the others")
+                remaining.remove(current)
+                return
+            try:
+                message = parent_end.recv()
+            except EOFError:  # the child died: a converter crash, or out of memory
+                child.join()
+                if current is None:
+                    raise RuntimeError(f"the compression child process died before starting a variant: "
+                                       f"{_describe_death(child.exitcode, log_path)}") from None
+                results[current] = VariantResult(
+                    current, "failed", reason=_describe_death(child.exitcode, log_path),
+                    seconds=time.monotonic() - started)
+                progress(f"  {current}: FAILED ({results[current].reason}); continuing with the others")
+                remaining.remove(current)
+                return
+            kind = message[0]
+            if kind == "start":
+                current, started = message[1], time.monotonic()
+                progress(f"  {current}: {DESCRIPTIONS[current]} ...")
+            elif kind == "progress":
+                progress(f"    {message[1]}")
+            elif kind == "result":
+                result: VariantResult = message[1]
+                results[result.name] = result
+                remaining.remove(result.name)
+                current = None
+                size = f", {len(result.tflite):,} bytes" if result.tflite else ""
+                reason = f" ({result.reason})" if result.reason else ""
+                progress(f"  {result.name}: {result.status}{size}{reason} in {result.seconds:.1f} s")
+            elif kind == "finished":
+                child.join()
+                return
+    finally:
+        parent_end.close()
+
+
+def _describe_death(exitcode: int | None, log_path: str) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        text = f"the converter process crashed ({name}); the other variants were built in a fresh process"
+    else:
+        text = f"the converter process exited unexpectedly (exit code {exitcode})"
+    with open(log_path, errors="replace") as log:
+        last_lines = [line.strip() for line in log.read().splitlines() if line.strip()][-3:]
+    return text + (f"; last output: {' | '.join(last_lines)}" if last_lines else "")
+
+
+# --------------------------------------------------------------------------------------
+# Everything below runs in the child process only.
+# --------------------------------------------------------------------------------------
+
+def _child_main(connection, job: CompressionJob, variants: tuple[str, ...], log_path: str) -> None:
+    import sys
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore")
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    worker = _Worker(job, lambda text: connection.send(("progress", text)))
+    for name in variants:
+        connection.send(("start", name))
+        started = time.monotonic()
+        try:
+            result = worker.build(name)
+        except Exception as error:  # a Python-level failure: record it, go on
+            detail = traceback.format_exception_only(type(error), error)[-1].strip()
+            result = VariantResult(name, "failed", reason=_short(detail))
+        result.seconds = time.monotonic() - started
+        connection.send(("result", result))
+    connection.send(("finished",))
+    connection.close()
+
+
+def _short(text: str, limit: int = 400) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _Worker:
+    """Builds variants inside the child; keeps the pruned model for the PQAT variant."""
+
+    def __init__(self, job: CompressionJob, report: Callable[[str], None]):
+        import tensorflow as tf
+        import tensorflow_model_optimization as tfmot  # sets TF_USE_LEGACY_KERAS=1
+        import tf_keras
+
+        self.tf, self.tfmot, self.keras = tf, tfmot, tf_keras
+        self.job = job
+        self.report = report
+        self._pruned: tuple[Any, dict] | None = None
+        tf_keras.utils.set_random_seed(job.seed)
+
+    # ---- the twin --------------------------------------------------------------------
+    def twin(self):
+        """A fresh tf_keras copy of the trained model (new layer objects every call)."""
+        model = self.job.model_builder(self.keras, self.job.input_shape, **self.job.model_options)
+        model.set_weights(self.job.weights)
+        return model
+
+    # ---- dispatch --------------------------------------------------------------------
+    def build(self, name: str) -> VariantResult:
+        if name == "float32":
+            return self._converted(name, self.twin(), {})
+        if name == "dynamic_range":
+            return self._converted(name, self.twin(), {"optimizations": "DEFAULT"})
+        if name == "float16":
+            return self._converted(name, self.twin(), {"optimizations": "DEFAULT", "supported_types": "float16"})
+        if name == "int8":
+            return self._converted(name, self.twin(), {"optimizations": "DEFAULT", "representative_data": True,
+                                                       "supported_ops": "TFLITE_BUILTINS_INT8"})
+        if name == "pruned_int8":
+            model, details = self._pruned_model()
+            return self._converted(name, model, {"optimizations": "DEFAULT", "representative_data": True,
+                                                 "supported_ops": "TFLITE_BUILTINS_INT8"}, details)
+        if name == "qat_int8":
+            return self._quantization_aware(name, self.twin(), preserve_sparsity=False, details={})
+        if name == "pqat_int8":
+            pruned, pruning_details = self._pruned_model()
+            return self._quantization_aware(name, pruned, preserve_sparsity=True,
+                                            details={"pruning": pruning_details})
+        raise ValueError(f"unknown variant {name!r}")
+
+    # ---- conversion ------------------------------------------------------------------
+    def _converted(self, name: str, model, settings: dict, details: dict | None = None) -> VariantResult:
+        tf = self.tf
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if settings.get("optimizations"):
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if settings.get("supported_types") == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if settings.get("representative_data"):
+            rows = self.job.representative_features.astype(np.float32)
+
+            def representative_dataset():
+                for row in rows:
+                    yield [row[None, ...]]
+
+            converter.representative_dataset = representative_dataset
+            settings = {**settings, "representative_rows": int(len(rows))}
+        if settings.get("supported_ops") == "TFLITE_BUILTINS_INT8":
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        tflite = converter.convert()
+        return VariantResult(name, "ok", tflite=tflite, details={**(details or {}), "converter": settings})
+
+    # ---- fine-tuning -----------------------------------------------------------------
+    def _fine_tune(self, model, callbacks: list) -> dict:
+        job = self.job
+        steps_per_epoch = math.ceil(len(job.train_labels) / job.batch_size)
+        # tfmot's schedules need enough steps to act; repeat epochs on tiny data.
+        epochs = max(job.fine_tune_epochs, math.ceil(20 / steps_per_epoch))
+        model.compile(optimizer=self.keras.optimizers.Adam(job.fine_tune_learning_rate),
+                      loss="binary_crossentropy")
+        history = model.fit(job.train_features, job.train_labels, sample_weight=job.train_sample_weights,
+                            batch_size=job.batch_size, epochs=epochs, verbose=0, shuffle=True,
+                            callbacks=callbacks)
+        return {"epochs": epochs, "steps": epochs * steps_per_epoch,
+                "final_loss": float(history.history["loss"][-1])}
+
+    def _pruning_schedule(self):
+        job = self.job
+        steps_per_epoch = math.ceil(len(job.train_labels) / job.batch_size)
+        total_steps = max(job.fine_tune_epochs, math.ceil(20 / steps_per_epoch)) * steps_per_epoch
+        # Reach the target after 60 % of the steps (10 mask updates), then let the
+        # remaining steps recover quality with the mask fixed. tfmot prunes only on steps
+        # that are multiples of `frequency`: an end step it never reaches prunes nothing.
+        frequency = max(1, int(0.6 * total_steps) // 10)
+        updates = max(1, min(10, int(0.6 * total_steps) // frequency))
+        end_step = frequency * updates
+        schedule = self.tfmot.sparsity.keras.PolynomialDecay(
+            initial_sparsity=0.0, final_sparsity=job.target_sparsity,
+            begin_step=0, end_step=end_step, frequency=frequency)
+        return schedule, {"schedule": "polynomial_decay", "begin_step": 0, "end_step": end_step,
+                          "frequency": frequency, "total_steps": total_steps}
+
+    def _pruned_model(self):
+        """Prune every layer tfmot can prune, fine-tune, strip. Cached for PQAT."""
+        if self._pruned is not None:
+            return self._pruned
+        from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
+
+        sparsity = self.tfmot.sparsity.keras
+        schedule, schedule_details = self._pruning_schedule()
+        pruned_layers, skipped_layers = [], {}
+
+        def wrap(layer):
+            if not layer.weights:
+                return layer
+            if PruneRegistry.supports(layer):
+                pruned_layers.append(layer.name)
+                return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
+            skipped_layers[layer.name] = f"tfmot cannot prune {type(layer).__name__} layers"
+            return layer
+
+        model = self.keras.models.clone_model(self.twin(), clone_function=wrap)
+        if not pruned_layers:
+            raise RuntimeError("no layer of this model can be pruned by tfmot")
+        self.report(f"pruning {len(pruned_layers)} layers to {self.job.target_sparsity:.0%} sparsity while fine-tuning")
+        training = self._fine_tune(model, [sparsity.UpdatePruningStep()])
+        stripped = sparsity.strip_pruning(model)
+        details = {
+            "target_sparsity": self.job.target_sparsity,
+            **schedule_details,
+            "fine_tuning": training,
+            "pruned_layers": pruned_layers,
+            "skipped_layers": skipped_layers,
+            "sparsity_after_fine_tuning": _kernel_sparsity(stripped, pruned_layers),
+        }
+        self._pruned = (stripped, details)
+        return self._pruned
+
+    def _quantization_aware(self, name: str, base_model, *, preserve_sparsity: bool, details: dict) -> VariantResult:
+        from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (
+            Default8BitQuantizeRegistry,
+        )
+
+        quantization = self.tfmot.quantization.keras
+        registry = Default8BitQuantizeRegistry()
+        quantized_layers, skipped_layers = [], {}
+
+        def annotate(layer):
+            if isinstance(layer, self.keras.layers.InputLayer):
+                return layer
+            if registry.supports(layer):
+                if layer.weights:
+                    quantized_layers.append(layer.name)
+                return quantization.quantize_annotate_layer(layer)
+            skipped_layers[layer.name] = f"tfmot's default 8-bit scheme does not support {type(layer).__name__}"
+            return layer
+
+        annotated = self.keras.models.clone_model(base_model, clone_function=annotate)
+        if not quantized_layers:
+            return VariantResult(name, "skipped",
+                                 reason="no layer of this model is supported by quantization-aware training",
+                                 details={"skipped_layers": skipped_layers})
+        with quantization.quantize_scope():
+            if preserve_sparsity:
+                from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
+                    default_8bit_prune_preserve_quantize_scheme as prune_preserve,
+                )
+
+                model = quantization.quantize_apply(
+                    annotated, scheme=prune_preserve.Default8BitPrunePreserveQuantizeScheme())
+            else:
+                model = quantization.quantize_apply(annotated)
+        self.report(f"quantization-aware fine-tuning of {len(quantized_layers)} layers"
+                    + (" (preserving sparsity)" if preserve_sparsity else ""))
+        training = self._fine_tune(model, [])
+        details = {**details, "fine_tuning": training, "quantized_layers": quantized_layers,
+                   "skipped_layers": skipped_layers}
+        if preserve_sparsity and skipped_layers:
+            details["note"] = "layers left out of QAT keep float weights and lose their pruning-preserving guarantee"
+        return self._converted(name, model, {"optimizations": "DEFAULT", "representative_data": True}, details)
+
+
+def _kernel_sparsity(model, layer_names: list[str]) -> float | None:
+    """Share of exact zeros over the kernels of the given layers."""
+    zeros = total = 0
+    for layer in model.layers:
+        if layer.name in layer_names:
+            for weight in layer.get_weights():
+                if weight.ndim >= 2:
+                    zeros += int((weight == 0).sum())
+                    total += weight.size
+    return round(zeros / total, 4) if total else None

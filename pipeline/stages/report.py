@@ -1,0 +1,429 @@
+"""Report: the model card (Markdown and HTML) and the edge trade-off plots.
+
+The card follows the sections of "Model Cards for Model Reporting" (Mitchell et al.,
+2019): model details, intended use, factors, metrics, evaluation data, training data,
+quantitative analyses, ethical considerations, caveats and recommendations; plus what
+this tool adds: the edge variants, what compression did to each group, and the gate.
+Every number in it is read from the run's measured results. The card is built as a list
+of blocks and rendered twice, so the Markdown and the HTML always say the same thing.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from pipeline.config import FLOAT_MODEL
+
+# ---- blocks ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: list[str]
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class Image:
+    path: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    markdown: str
+    html: str
+
+
+def render_markdown(blocks: list) -> str:
+    out: list[str] = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            out.append(f"{'#' * block.level} {block.text}")
+        elif isinstance(block, Paragraph):
+            out.append(block.text)
+        elif isinstance(block, Bullets):
+            out.append("\n".join(f"- {item}" for item in block.items))
+        elif isinstance(block, Table):
+            cells = lambda row: "| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"  # noqa: E731
+            out.append("\n".join([cells(block.headers), "|" + "---|" * len(block.headers),
+                                  *[cells(row) for row in block.rows]]))
+        elif isinstance(block, Image):
+            out.append(f"![{block.alt}]({block.path})")
+    return "\n\n".join(out) + "\n"
+
+
+_STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f3f3f3}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}h1{border-bottom:2px solid #333}
+h2{border-bottom:1px solid #ccc;margin-top:2em}code{background:#f5f5f5;padding:0 .2em}"""
+
+
+def render_html(blocks: list, title: str) -> str:
+    out = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+           f"<style>{_STYLE}</style></head><body>"]
+    for block in blocks:
+        if isinstance(block, Heading):
+            out.append(f"<h{block.level}>{_inline(block.text)}</h{block.level}>")
+        elif isinstance(block, Paragraph):
+            out.append(f"<p>{_inline(block.text)}</p>")
+        elif isinstance(block, Bullets):
+            out.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block.items) + "</ul>")
+        elif isinstance(block, Table):
+            head = "".join(f"<th>{_inline(h)}</th>" for h in block.headers)
+            body = "".join("<tr>" + "".join(f"<td>{_inline(str(c))}</td>" for c in row) + "</tr>"
+                           for row in block.rows)
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif isinstance(block, Image):
+            out.append(f"<img src=\"{html.escape(block.path)}\" alt=\"{html.escape(block.alt)}\">")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _inline(text: str) -> str:
+    """Escape, then render the two inline Markdown forms the card uses: **bold** and `code`."""
+    escaped = html.escape(text)
+    parts = escaped.split("**")
+    escaped = "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+    parts = escaped.split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+# ---- formatting --------------------------------------------------------------------------
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    return f"{float(value):.{digits}f}"
+
+
+def _estimate(estimate: dict | None, digits: int = 3) -> str:
+    """`0.812 [0.770, 0.851]` from {"value", "interval"}."""
+    if not estimate or estimate.get("value") is None:
+        return "n/a"
+    interval = estimate.get("interval")
+    text = f"{estimate['value']:.{digits}f}"
+    if interval and interval[0] is not None and interval[1] is not None:
+        text += f" [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
+    return text
+
+
+def _kilobytes(count: int | None) -> str:
+    return "n/a" if count is None else f"{count / 1024:.1f} KB"
+
+
+# ---- the card ----------------------------------------------------------------------------
+
+
+def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict, mitigation: dict,
+               explanation: dict, gate: dict, training: dict, plots: list[str]) -> ModelCard:
+    blocks: list = []
+    data = manifest["data"]
+    headline = manifest["headline_metric"]
+    ship = manifest["ship_variant"]
+    variants = metrics["variants"]
+    float_quality = metrics["keras_float"]["quality"]
+    title = f"Model card: {manifest['domain_title']} ({manifest['run_id']})"
+    blocks.append(Heading(1, title))
+    verdict = "PASSED" if gate["passed"] else "FAILED"
+    blocks.append(Paragraph(f"**Gate {verdict}** for the shipped variant `{ship}`. "
+                            f"Generated by EdgeAudit {manifest.get('edgeaudit_version') or ''} from measured "
+                            f"results of this run; every figure below is computed on the held-out test split "
+                            f"({_number(data['splits']['test'])} rows) unless stated otherwise."))
+
+    blocks += [Heading(2, "Model details"), Bullets([
+        f"Domain: {manifest['domain_title']} (`{manifest['domain']}`), modality {manifest['modality']}.",
+        f"Architecture: Functional Keras model with {_number(training['parameters'])} parameters, trained in "
+        f"Keras {manifest['packages'].get('keras')} ({manifest['runtime']['backend']} backend) on "
+        f"{manifest['runtime']['device']}, {training['epochs_run']} epochs (best epoch {training['best_epoch']}, "
+        f"early stopping on validation PR-AUC), {training['seconds']:.1f} s.",
+        f"Output: probability of `{data['positive_class']}` (label `{data['label']}` = 1); a case is flagged when "
+        f"the probability reaches the variant's threshold, chosen to maximise F1 on the validation split.",
+        f"Class weights (rare positives): {training['class_weights']}.",
+        f"Edge variant shipped: `{ship}` — `models/{ship}.tflite` with `models/preprocessing.json`.",
+        f"Seed {manifest['seed']}; data fingerprint `{data['fingerprint'][:16]}…`; run id `{manifest['run_id']}`.",
+    ])]
+
+    blocks += [Heading(2, "Intended use"), Bullets([
+        "Intended: ranking and flagging cases for review by a person, on devices, where the population "
+        "resembles the training data.",
+        "Not intended: automated decisions about people without human review; populations or groups "
+        "absent from the training data; use after the data drifts without a new audit.",
+    ])]
+
+    blocks += [Heading(2, "Factors"), Paragraph(
+        "Groups audited: " + ", ".join(f"`{c}`" for c in data["sensitive_columns"])
+        + (f", and their intersection `{audit['settings'].get('intersection')}`"
+           if audit.get("settings", {}).get("intersection") else "")
+        + ". Continuous attributes are banded. Sensitive attributes are used for the audit only, not as model "
+          "inputs.")]
+
+    blocks += [Heading(2, "Metrics"), Bullets([
+        f"Headline: **{headline}** (the gate's quality measure). Also ROC-AUC, recall at 1 % false-positive "
+        f"rate, Brier score, expected calibration error, sensitivity and specificity at the threshold.",
+        f"By group: selection rate, TPR, FPR, precision, ROC-AUC with bootstrap 95 % intervals "
+        f"({audit['settings']['bootstrap_samples']} resamples, stratified by group); demographic parity and "
+        f"equalized odds differences.",
+        "Edge: raw and gzip size of the `.tflite` file, weight sparsity measured in the file, median "
+        "single-example latency in the LiteRT interpreter (1 thread), agreement of decisions with the float model.",
+    ])]
+
+    source = f"`{data['path']}`" if data.get("path") else "embedded default data generated by EdgeAudit"
+    blocks += [Heading(2, "Evaluation data"), Paragraph(
+        f"{data['description']} ({source}). Test split: {_number(data['splits']['test'])} rows, "
+        f"{_number(data['positives']['test'])} positive. Validation split "
+        f"({_number(data['splits']['validation'])} rows) chose thresholds and the mitigation.")]
+    blocks += [Heading(2, "Training data"), Paragraph(
+        f"Same source, stratified split: {_number(data['splits']['train'])} training rows "
+        f"({_number(data['positives']['train'])} positive), {data['model_inputs']} model inputs after "
+        f"preprocessing fitted on the training split only.")]
+    if data.get("notes"):
+        blocks += [Paragraph("Decisions the loader took:"), Bullets(list(data["notes"]))]
+
+    blocks += [Heading(2, "Quantitative analyses"), Heading(3, "Every variant, run in LiteRT")]
+    rows = [[f"`{FLOAT_MODEL}` (Keras)", _number(float_quality.get(headline)), _number(float_quality["roc_auc"]),
+             _number(float_quality["recall_at_1pct_fpr"]), _number(float_quality["brier"]), "—", "—", "—",
+             f"{metrics['keras_float']['latency']['median_ms']:.3f} ms", "1.0000"]]
+    for name, result in compression.items():
+        if name not in variants:
+            rows.append([f"`{name}`", f"{result['status']}: {result['reason']}", *["—"] * 8])
+            continue
+        evaluation = variants[name]
+        quality = evaluation["quality"]
+        rows.append([
+            f"`{name}`" + (" (shipped)" if name == ship else ""), _number(quality.get(headline)),
+            _number(quality["roc_auc"]), _number(quality["recall_at_1pct_fpr"]), _number(quality["brier"]),
+            _kilobytes(evaluation["size"]["bytes"]), _kilobytes(evaluation["size"]["gzip_bytes"]),
+            _number(evaluation["sparsity"]["sparsity"], 2), f"{evaluation['latency']['median_ms']:.3f} ms",
+            _number(evaluation["agreement"]["identical_decisions"]),
+        ])
+    blocks.append(Table([ "model", headline, "ROC-AUC", "recall@1%FPR", "Brier", "size", "gzip", "sparsity",
+                          "latency (median)", "same decisions"], rows))
+    for plot in ("tradeoff", "latency"):
+        if f"plots/{plot}.png" in plots:
+            blocks.append(Image(f"plots/{plot}.png", f"{plot} of every variant"))
+
+    blocks += _group_results(audit, ship, plots)
+    blocks += _compression_effect(audit, ship, plots)
+    blocks += _mitigation(mitigation, plots)
+    blocks += _explanations(explanation, plots)
+
+    blocks += [Heading(2, "Gate"), Table(["check", "value", "limit", "result"], [
+        [check["name"], _number(check["value"]), _number(check["limit"]), "pass" if check["passed"] else "**FAIL**"]
+        for check in gate["checks"]]), Bullets([check["explanation"] for check in gate["checks"]])]
+
+    blocks += [Heading(2, "Ethical considerations"), Bullets([
+        "Group differences in the metrics above are measured on the test split; intervals are bootstrap "
+        "intervals and wide intervals mean too little data to conclude.",
+        "The audit covers only the groups listed under Factors; groups not recorded in the data cannot be audited.",
+        "Compression can change who is flagged even when overall quality holds: read the compression table "
+        "before shipping a variant.",
+    ])]
+    caveats = [
+        "Thresholds are chosen on the validation split per variant; a device must use the threshold of the file it runs.",
+        "Latency is measured on this machine's CPU with one thread; a device will differ.",
+    ]
+    failed = [name for name, result in compression.items() if result["status"] != "ok"]
+    if failed:
+        caveats.append("Variants not built: " + "; ".join(f"`{n}` ({compression[n]['reason']})" for n in failed) + ".")
+    if data["kind"] == "generated":
+        caveats.append("The data are synthetic: the figures show the pipeline working, not a real population.")
+    blocks += [Heading(2, "Caveats and recommendations"), Bullets(caveats)]
+    return ModelCard(markdown=render_markdown(blocks), html=render_html(blocks, title))
+
+
+def _group_results(audit: dict, ship: str, plots: list[str]) -> list:
+    blocks: list = [Heading(3, "Results by group (shipped variant and float model)")]
+    by_group = audit.get("by_group", {})
+    for column in audit["settings"]["columns"]:
+        rows = []
+        for model in (FLOAT_MODEL, ship):
+            cells = by_group.get(model, {}).get(column, {}).get("groups", {})
+            for group, cell in cells.items():
+                if not cell.get("measurable"):
+                    rows.append([f"`{model}`", group, _number(cell.get("count")), "not measurable: "
+                                 + str(cell.get("reason")), "", "", ""])
+                    continue
+                values = cell["metrics"]
+                rows.append([f"`{model}`", group, _number(values.get("count", {}).get("value")
+                                                          if isinstance(values.get("count"), dict)
+                                                          else cell.get("count")),
+                             _estimate(values.get("selection_rate")), _estimate(values.get("tpr")),
+                             _estimate(values.get("fpr")), _estimate(values.get("roc_auc"))])
+        blocks += [Heading(4, f"By {column}"),
+                   Table(["model", "group", "rows", "selection rate", "TPR", "FPR", "ROC-AUC"], rows)]
+        disparity = audit.get("disparities", {}).get(ship, {}).get(column)
+        if disparity:
+            blocks.append(Paragraph(
+                f"`{ship}`: equalized odds difference {_estimate(disparity.get('equalized_odds_difference'))}, "
+                f"demographic parity difference {_estimate(disparity.get('demographic_parity_difference'))}."))
+        plot = f"plots/fairness_tpr_fpr_{column}.png"
+        if plot in plots:
+            blocks.append(Image(plot, f"TPR and FPR by {column}"))
+    return blocks
+
+
+def _compression_effect(audit: dict, ship: str, plots: list[str]) -> list:
+    blocks: list = [Heading(3, "What compression did to each group"), Paragraph(
+        "Change of each variant against the float model, per group, with paired-bootstrap 95 % intervals. "
+        "**Flagged** cells are those whose interval excludes zero.")]
+    rows = []
+    for variant, columns in audit.get("compression", {}).items():
+        for column, content in columns.items():
+            for group, cell in content.get("groups", {}).items():
+                if not cell.get("measurable", True):
+                    continue
+                changes = cell.get("changes", cell)
+                flagged = [m for m in ("tpr", "fpr", "roc_auc") if (changes.get(m) or {}).get("flagged")]
+                if variant == ship or flagged:
+                    rows.append([f"`{variant}`", column, group,
+                                 *[_change(changes.get(m)) for m in ("tpr", "fpr", "roc_auc")],
+                                 ", ".join(flagged) or "—"])
+    blocks.append(Table(["variant", "column", "group", "Δ TPR", "Δ FPR", "Δ ROC-AUC", "flagged"], rows)
+                  if rows else Paragraph("No group measurable."))
+    widening = audit.get("summary", {}).get(ship, {}).get("max_gap_widening")
+    blocks.append(Paragraph(f"Largest widening of a TPR/FPR gap between groups by `{ship}`: {_number(widening)}."))
+    for plot in plots:
+        if plot.startswith("plots/compression_heatmap"):
+            blocks.append(Image(plot, "change against float, per variant and group"))
+    return blocks
+
+
+def _change(cell: dict | None) -> str:
+    if not cell or cell.get("change") is None:
+        return "n/a"
+    interval = cell.get("interval") or [None, None]
+    text = f"{cell['change']:+.3f}"
+    if interval[0] is not None:
+        text += f" [{interval[0]:+.3f}, {interval[1]:+.3f}]"
+    return ("**" + text + "**") if cell.get("flagged") else text
+
+
+def _mitigation(mitigation: dict, plots: list[str]) -> list:
+    blocks: list = [Heading(3, "Mitigation (float model, Fairlearn ThresholdOptimizer)")]
+    if mitigation.get("status") == "failed":
+        return blocks + [Paragraph(f"Mitigation could not run: {mitigation.get('reason')}")]
+    before, after = mitigation.get("before", {}), mitigation.get("after", {})
+    rows = []
+    for key in ("accuracy", "balanced_accuracy", "selection_rate", "tpr", "fpr"):
+        if key in before or key in after:
+            rows.append([key, _number(_value(before.get(key))), _number(_value(after.get(key)))])
+    for column, values in (before.get("disparities") or {}).items():
+        after_values = (after.get("disparities") or {}).get(column, {})
+        for key in ("demographic_parity_difference", "equalized_odds_difference"):
+            rows.append([f"{key} by {column}", _number(_value(values.get(key))), _number(_value(after_values.get(key)))])
+    blocks.append(Paragraph(f"Constraint: {mitigation.get('constraint')}, fitted on the validation split by "
+                            f"`{mitigation.get('sensitive_column', mitigation.get('sensitive_feature'))}`, "
+                            f"measured on the test split."))
+    blocks.append(Table(["measure", "before", "after"], rows))
+    if "plots/mitigation.png" in plots:
+        blocks.append(Image("plots/mitigation.png", "mitigation before and after"))
+    return blocks
+
+
+def _value(value):
+    return value.get("value") if isinstance(value, dict) else value
+
+
+def _explanations(explanation: dict, plots: list[str]) -> list:
+    blocks: list = [Heading(3, "Explanations (SHAP)"), Paragraph(
+        f"Explainer: {explanation['explainer']}, the same for every model so that the float model and the "
+        f"shipped `.tflite` can be compared; {explanation['settings'].get('rows', '')} test rows explained.")]
+    rows = []
+    for name, result in explanation["models"].items():
+        top = list(result["global_importance"].items())[:5]
+        rows.append([f"`{name}`", ", ".join(f"{column} ({value:.3f})" for column, value in top),
+                     f"{result['additivity']['max_abs_error']:.1e}", f"{result['seconds_per_100_rows']:.1f} s"])
+    blocks.append(Table(["model", "top columns (mean |SHAP|)", "max additivity error", "seconds / 100 rows"], rows))
+    for name, agreement in explanation.get("agreement", {}).items():
+        blocks.append(Paragraph(
+            f"`{name}` vs float: Spearman rank correlation of global importance "
+            f"{_number(agreement.get('spearman_rank_correlation_of_global_importance'), 3)}, "
+            f"{agreement.get('top5_overlap')} of the top 5 columns shared."))
+    for plot in plots:
+        if plot.startswith("plots/shap_global") or plot.startswith("plots/shap_local"):
+            blocks.append(Image(plot, plot.removeprefix("plots/").removesuffix(".png").replace("_", " ")))
+    return blocks
+
+
+# ---- plots -------------------------------------------------------------------------------
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points not dominated (smaller x and larger y are better)."""
+    front = []
+    for i, (x, y) in enumerate(points):
+        if not any((ox <= x and oy >= y) and (ox < x or oy > y) for j, (ox, oy) in enumerate(points) if j != i):
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def evaluation_figures(metrics: dict, *, ship_variant: str) -> dict[str, Figure]:
+    headline = metrics["headline_metric"]
+    names = [n for n, e in metrics["variants"].items() if e["quality"].get(headline) is not None]
+    figures: dict[str, Figure] = {}
+    if not names:
+        return figures
+    sizes = [metrics["variants"][n]["size"]["gzip_bytes"] / 1024 for n in names]
+    quality = [metrics["variants"][n]["quality"][headline] for n in names]
+    latency = [metrics["variants"][n]["latency"]["median_ms"] for n in names]
+
+    figure = Figure(figsize=(7.5, 4.5))
+    axes = figure.add_subplot()
+    scatter = axes.scatter(sizes, quality, c=latency, cmap="viridis", s=70, zorder=3)
+    front = pareto_front(list(zip(sizes, quality)))
+    axes.plot([sizes[i] for i in front], [quality[i] for i in front], "--", color="grey", zorder=2,
+              label="Pareto front (smaller and better)")
+    for name, x, y in zip(names, sizes, quality):
+        axes.annotate(name + (" (shipped)" if name == ship_variant else ""), (x, y), textcoords="offset points",
+                      xytext=(5, 4), fontsize=8, fontweight="bold" if name == ship_variant else "normal")
+    float_value = metrics["keras_float"]["quality"].get(headline)
+    if float_value is not None:
+        axes.axhline(float_value, color="tab:red", linewidth=0.8, label=f"Keras float {headline}")
+    axes.set_xlabel("gzip size of the .tflite (KB)")
+    axes.set_ylabel(f"test {headline}")
+    axes.set_title("Edge trade-off: quality vs size (colour: median latency, ms)")
+    figure.colorbar(scatter, ax=axes, label="median latency (ms)")
+    axes.legend(fontsize=8, loc="lower right")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figures["tradeoff"] = figure
+
+    figure = Figure(figsize=(7.5, 3.8))
+    axes = figure.add_subplot()
+    labels = ["keras_float", *names]
+    values = [metrics["keras_float"]["latency"]["median_ms"], *latency]
+    bars = axes.barh(labels, values, color=["tab:grey"] + ["tab:blue"] * len(names))
+    axes.bar_label(bars, fmt="%.3f ms", fontsize=8, padding=2)
+    axes.set_xscale("log")
+    axes.set_xlabel("median single-example latency (ms, log scale)")
+    axes.set_title("Latency: LiteRT interpreter (1 thread) vs a Keras call")
+    axes.invert_yaxis()
+    figure.tight_layout()
+    figures["latency"] = figure
+    return figures

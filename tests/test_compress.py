@@ -1,0 +1,50 @@
+"""Compression: every variant is a real .tflite; a converter crash fails one variant only."""
+
+import numpy as np
+import pytest
+
+from pipeline.stages.compress import CompressionJob, compress
+from pipeline.stages.evaluate import LiteRTModel, weight_sparsity
+from tests import tiny_models
+
+
+def _job(builder, variants, **overrides):
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(600, 8)).astype(np.float32)
+    labels = (features[:, 0] + 0.5 * features[:, 1] > 0.8).astype(np.float32)
+    import keras
+
+    model = builder(keras, (8,)) if builder is not tiny_models.crashes_on_fourth_build else tiny_models.tiny_mlp(keras, (8,))
+    return CompressionJob(model_builder=builder, input_shape=(8,), model_options={},
+                          weights=model.get_weights(), train_features=features, train_labels=labels,
+                          train_sample_weights=None, representative_features=features[:50],
+                          variants=variants, **overrides), model, features
+
+
+def test_every_variant_converts_and_pruning_reaches_its_target():
+    job, model, features = _job(tiny_models.tiny_mlp, ("float32", "int8", "pruned_int8", "qat_int8", "pqat_int8"),
+                                target_sparsity=0.5)
+    results = compress(job, progress=lambda _: None)
+    assert list(results) == ["float32", "int8", "pruned_int8", "qat_int8", "pqat_int8"]
+    assert all(r.status == "ok" for r in results.values()), {n: r.reason for n, r in results.items()}
+    float_scores = np.asarray(model.predict_on_batch(features[:64])).ravel()
+    lite_scores = LiteRTModel(results["float32"].tflite).predict(features[:64])
+    np.testing.assert_allclose(lite_scores, float_scores, atol=1e-5)
+    for name in ("pruned_int8", "pqat_int8"):
+        measured = weight_sparsity(results[name].tflite)["sparsity"]
+        assert measured == pytest.approx(0.5, abs=0.05), (name, measured)
+    assert weight_sparsity(results["int8"].tflite)["sparsity"] < 0.2
+    assert results["pruned_int8"].details["pruned_layers"]
+    assert results["qat_int8"].details["quantized_layers"]
+
+
+def test_a_converter_crash_becomes_a_failed_variant_and_the_run_goes_on():
+    job, _, _ = _job(tiny_models.crashes_on_fourth_build, ("float32", "dynamic_range", "float16", "int8", "pruned_int8"))
+    messages = []
+    results = compress(job, progress=messages.append)
+    assert results["int8"].status == "failed"
+    assert "SIGSEGV" in results["int8"].reason
+    assert results["int8"].tflite is None
+    for name in ("float32", "dynamic_range", "float16", "pruned_int8"):
+        assert results[name].status == "ok", (name, results[name].reason)
+    assert any("int8: FAILED" in m for m in messages)

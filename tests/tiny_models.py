@@ -1,0 +1,27 @@
+"""Module-level model builders for tests (they must pickle into the compression child)."""
+
+import os
+import signal
+
+_calls = {"count": 0}
+
+
+def tiny_mlp(keras, input_shape, hidden_units=(16,)):
+    inputs = keras.Input(shape=input_shape)
+    hidden = inputs
+    for units in hidden_units:
+        hidden = keras.layers.Dense(units, activation="relu")(hidden)
+    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32")(hidden)
+    return keras.Model(inputs, outputs)
+
+
+def crashes_on_fourth_build(keras, input_shape):
+    """Kills its own process (as the TFLite converter can) the 4th time it is called in a process.
+
+    The compression child builds a fresh twin per PTQ variant: float32, dynamic_range,
+    float16, then int8, so int8's process dies with SIGSEGV; a fresh child builds the rest.
+    """
+    _calls["count"] += 1
+    if _calls["count"] == 4:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return tiny_mlp(keras, input_shape)
