@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -38,8 +39,13 @@ def model_path(variant: str) -> str:
     return f"models/{variant}.tflite"
 
 
+def safe_name(name: str) -> str:
+    """A file-name-safe form of a column or figure name ("Sex × Age" -> "Sex_Age")."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_") or "unnamed"
+
+
 def plot_path(name: str) -> str:
-    return f"plots/{name}.png"
+    return f"plots/{safe_name(name)}.png"
 
 
 def new_run_id(seed: int) -> str:

@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     training.add_argument("--seed", type=int, default=defaults.seed, help="seed for data generation, splits, "
                           "initialisation and bootstrap")
     training.add_argument("--quick", action="store_true",
-                          help="smoke run: at most 4,000 rows, 3 epochs, small SHAP and bootstrap samples")
+                          help="smoke run: at most 4,000 rows, 5 epochs, small SHAP and bootstrap samples")
     compression = run.add_argument_group("compression")
     compression.add_argument("--variants", nargs="+", default=list(defaults.variants), choices=ALL_VARIANTS,
                              metavar="VARIANT", help=f"variants to build, among: {' '.join(ALL_VARIANTS)}")
@@ -65,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
                              help="share of weights magnitude pruning sets to zero")
     compression.add_argument("--fine-tune-epochs", type=int, default=defaults.fine_tune_epochs,
                              help="epochs of pruning / quantization-aware fine-tuning")
+    compression.add_argument("--pruning-learning-rate", type=float, default=defaults.pruning_learning_rate,
+                             help="learning rate of the fine-tuning that prunes")
+    compression.add_argument("--quantization-aware-learning-rate", type=float,
+                             default=defaults.quantization_aware_learning_rate,
+                             help="learning rate of quantization-aware fine-tuning")
+    compression.add_argument("--per-channel-dense", action="store_true",
+                             help="per-channel int8 scales for Dense layers in post-training int8 "
+                                  "(default per-tensor, as QAT uses: smaller files)")
     compression.add_argument("--ship", dest="ship_variant", default=defaults.ship_variant, metavar="VARIANT",
                              help="the variant meant for devices: explained, and judged by the gate")
     analysis = run.add_argument_group("explanation and audit")
@@ -93,6 +101,8 @@ def _config(arguments: argparse.Namespace, domain: str) -> RunConfig:
         epochs=arguments.epochs, batch_size=arguments.batch_size, seed=arguments.seed,
         max_rows=arguments.max_rows, variants=tuple(arguments.variants),
         target_sparsity=arguments.target_sparsity, fine_tune_epochs=arguments.fine_tune_epochs,
+        pruning_learning_rate=arguments.pruning_learning_rate,
+        quantization_aware_learning_rate=arguments.quantization_aware_learning_rate, per_channel_dense=arguments.per_channel_dense,
         ship_variant=arguments.ship_variant, explain_rows=arguments.explain_rows,
         bootstrap_samples=arguments.bootstrap_samples, min_group_size=arguments.min_group_size,
         gate=GateThresholds(max_quality_drop=arguments.max_quality_drop,

@@ -57,8 +57,11 @@ class RunConfig:
     # Compression
     variants: tuple[str, ...] = ALL_VARIANTS
     target_sparsity: float = 0.75
-    fine_tune_epochs: int = 2
+    fine_tune_epochs: int = 6
+    pruning_learning_rate: float = 1e-3
+    quantization_aware_learning_rate: float = 1e-4
     representative_rows: int = 200
+    per_channel_dense: bool = False
     ship_variant: str = "int8"
     # Evaluation
     latency_runs: int = 200
@@ -85,6 +88,12 @@ class RunConfig:
         positive("latency_runs", self.latency_runs, 200)
         positive("max_rows", self.max_rows, 100)
         positive("local_examples", self.local_examples, 0)
+        for name in ("pruning_learning_rate", "quantization_aware_learning_rate"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                option = "--" + name.replace("_", "-")
+                raise InputError(f"option {option} is {value}, expected a value between 0 and 1",
+                                 fix=f"pass for example {option} {getattr(RunConfig, name)}")
         if not 0.0 < self.target_sparsity < 1.0:
             raise InputError(
                 f"option --target-sparsity is {self.target_sparsity}, expected a fraction between 0 and 1",
@@ -109,13 +118,15 @@ class RunConfig:
         return self
 
     def quick_version(self) -> "RunConfig":
-        """A smoke-run version: tiny training and statistics, the same stages."""
+        """A smoke-run version: little data, short training, small statistics; the same stages."""
         return dataclasses.replace(
             self,
             quick=True,
-            epochs=min(self.epochs, 3),
+            # Few rows and epochs: smaller batches keep enough optimisation steps to learn.
+            epochs=min(self.epochs, 5),
+            batch_size=min(self.batch_size, 64),
             max_rows=self.max_rows or 4000,
-            fine_tune_epochs=1,
+            fine_tune_epochs=2,
             representative_rows=min(self.representative_rows, 100),
             explain_rows=min(self.explain_rows, 20),
             background_rows=min(self.background_rows, 30),

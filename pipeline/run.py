@@ -110,9 +110,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
                           role="training")
 
     with progress.stage("compress"):
-        rng = np.random.default_rng(config.seed)
-        representative = train_x[rng.choice(len(train_x), size=min(config.representative_rows, len(train_x)),
-                                            replace=False)]
+        representative = train_x[representative_row_ids(data.train.labels, config.representative_rows, config.seed)]
         job = CompressionJob(
             model_builder=domain.model_builder, input_shape=input_shape, model_options=model_options,
             weights=[np.asarray(w) for w in trained.model.get_weights()],
@@ -120,6 +118,8 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
             train_sample_weights=sample_weights_for(data.train.labels, trained.class_weights),
             representative_features=representative, variants=config.variants,
             target_sparsity=config.target_sparsity, fine_tune_epochs=config.fine_tune_epochs,
+            pruning_learning_rate=config.pruning_learning_rate,
+            quantization_aware_learning_rate=config.quantization_aware_learning_rate, per_channel_dense=config.per_channel_dense,
             batch_size=runtime.batch_size, seed=config.seed)
         variants = compress(job, progress=progress)
         for result in variants.values():
@@ -162,7 +162,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
                                ship_variant=config.ship_variant if config.ship_variant in evaluations else None,
                                explain_stage=explain_stage, lite_model=LiteRTModel)
         figures = explain_stage.explanation_figures(explanation)
-        explanation.pop("_arrays", None)
+        explanation = explain_stage.without_arrays(explanation)
         folder.write_json(artifacts.EXPLANATIONS, explanation, role="explanations")
         for name, figure in figures.items():
             folder.write_figure(name, figure)
@@ -180,7 +180,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
             validation_groups=data.validation.groups, test_labels=data.test.labels,
             test_scores=float_predictions.scores, test_groups=data.test.groups, seed=config.seed)
         folder.write_json(artifacts.MITIGATION, mitigation, role="mitigation")
-        for name, figure in audit_stage.audit_figures(audit, mitigation).items():
+        for name, figure in audit_stage.audit_figures(audit, mitigation, ship_variant=config.ship_variant).items():
             folder.write_figure(name, figure)
         for name, summary in audit["summary"].items():
             progress(f"  {name:14s} equalized odds difference "
@@ -192,9 +192,9 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
         qualities = {FLOAT_MODEL: float_quality, **{name: e["quality"] for name, e in evaluations.items()}}
         gate = apply_gate(thresholds=config.gate, ship_variant=config.ship_variant,
                           headline_metric=domain.headline_metric, qualities=qualities,
-                          audit_summary=audit["summary"])
+                          audit=audit)
         folder.write_json(artifacts.GATE, gate, role="gate")
-        manifest = _manifest(config, domain, data, runtime, variants, evaluations, gate)
+        manifest = _manifest(config, domain, data, runtime, variants, evaluations, gate, run_id=folder.run_id)
         card = report_stage.model_card(
             manifest=manifest, metrics=metrics, compression={n: v.summary() for n, v in variants.items()},
             audit=audit, mitigation=mitigation, explanation=explanation, gate=gate,
@@ -204,6 +204,22 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
         folder.write_text(artifacts.MODEL_CARD_MARKDOWN, card.markdown, role="model_card")
         folder.write_text(artifacts.MODEL_CARD_HTML, card.html, role="model_card")
     return manifest, gate
+
+
+def representative_row_ids(labels: np.ndarray, rows: int, seed: int) -> np.ndarray:
+    """Training rows for int8 calibration: up to half positives, the rest negatives.
+
+    With rare positives a uniform sample holds almost none (about 4 of 200 at 2 %), so the
+    activation ranges of the cases that matter would be calibrated on a handful of rows
+    and saturate on device.
+    """
+    rng = np.random.default_rng(seed)
+    positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    rows = min(rows, len(labels))
+    take_positive = min(len(positives), rows // 2)
+    chosen = np.concatenate([rng.choice(positives, take_positive, replace=False),
+                             rng.choice(negatives, min(len(negatives), rows - take_positive), replace=False)])
+    return np.sort(chosen)
 
 
 def _explain(config, domain, data, folder, predict_float, float_predictions, train_x, test_x, *,
@@ -238,7 +254,7 @@ def _add_ratios(evaluations: dict[str, dict], keras_latency: dict) -> None:
         evaluation["latency"]["ratio_to_keras"] = evaluation["latency"]["median_ms"] / keras_latency["median_ms"]
 
 
-def _manifest(config, domain, data, runtime, variants, evaluations, gate) -> dict:
+def _manifest(config, domain, data, runtime, variants, evaluations, gate, *, run_id: str) -> dict:
     entries = []
     for name, result in variants.items():
         entry = {"name": name, "status": result.status, "reason": result.reason}
@@ -256,6 +272,8 @@ def _manifest(config, domain, data, runtime, variants, evaluations, gate) -> dic
     source = dataclasses.asdict(data.source)
     return {
         "format": "edgeaudit.run.v1",
+        "run_id": run_id,
+        "domain": domain.name,
         "edgeaudit_version": _version("edgeaudit"),
         "status": "complete",
         "domain_title": domain.title,

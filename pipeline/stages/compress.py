@@ -58,8 +58,15 @@ class CompressionJob:
     representative_features: np.ndarray   # rows from train for int8 calibration
     variants: tuple[str, ...] = ALL_VARIANTS
     target_sparsity: float = 0.75
-    fine_tune_epochs: int = 2
-    fine_tune_learning_rate: float = 1e-4
+    fine_tune_epochs: int = 6
+    # Pruning has to recover from losing most weights: the training learning rate.
+    # QAT only adapts to quantization noise: a small one (as the tfmot guides do).
+    pruning_learning_rate: float = 1e-3
+    quantization_aware_learning_rate: float = 1e-4
+    # Per-channel weight scales for Dense layers in post-training int8. Off by default:
+    # per-tensor scales are what QAT uses, and they save 24 bytes per output channel
+    # (measured on the fraud MLP: 0.27x instead of 0.32x the float32 file, PR-AUC within 0.001).
+    per_channel_dense: bool = False
     batch_size: int = 256
     seed: int = 0
     # A variant that takes longer than this is stopped and recorded as failed.
@@ -277,21 +284,24 @@ class _Worker:
             settings = {**settings, "representative_rows": int(len(rows))}
         if settings.get("supported_ops") == "TFLITE_BUILTINS_INT8":
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if settings.get("representative_data") and not self.job.per_channel_dense:
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+            settings = {**settings, "dense_quantization": "per-tensor"}
         tflite = converter.convert()
         return VariantResult(name, "ok", tflite=tflite, details={**(details or {}), "converter": settings})
 
     # ---- fine-tuning -----------------------------------------------------------------
-    def _fine_tune(self, model, callbacks: list) -> dict:
+    def _fine_tune(self, model, callbacks: list, *, learning_rate: float) -> dict:
         job = self.job
         steps_per_epoch = math.ceil(len(job.train_labels) / job.batch_size)
         # tfmot's schedules need enough steps to act; repeat epochs on tiny data.
         epochs = max(job.fine_tune_epochs, math.ceil(20 / steps_per_epoch))
-        model.compile(optimizer=self.keras.optimizers.Adam(job.fine_tune_learning_rate),
+        model.compile(optimizer=self.keras.optimizers.Adam(learning_rate),
                       loss="binary_crossentropy")
         history = model.fit(job.train_features, job.train_labels, sample_weight=job.train_sample_weights,
                             batch_size=job.batch_size, epochs=epochs, verbose=0, shuffle=True,
                             callbacks=callbacks)
-        return {"epochs": epochs, "steps": epochs * steps_per_epoch,
+        return {"epochs": epochs, "steps": epochs * steps_per_epoch, "learning_rate": learning_rate,
                 "final_loss": float(history.history["loss"][-1])}
 
     def _pruning_schedule(self):
@@ -333,7 +343,7 @@ class _Worker:
         if not pruned_layers:
             raise RuntimeError("no layer of this model can be pruned by tfmot")
         self.report(f"pruning {len(pruned_layers)} layers to {self.job.target_sparsity:.0%} sparsity while fine-tuning")
-        training = self._fine_tune(model, [sparsity.UpdatePruningStep()])
+        training = self._fine_tune(model, [sparsity.UpdatePruningStep()], learning_rate=self.job.pruning_learning_rate)
         stripped = sparsity.strip_pruning(model)
         details = {
             "target_sparsity": self.job.target_sparsity,
@@ -382,7 +392,7 @@ class _Worker:
                 model = quantization.quantize_apply(annotated)
         self.report(f"quantization-aware fine-tuning of {len(quantized_layers)} layers"
                     + (" (preserving sparsity)" if preserve_sparsity else ""))
-        training = self._fine_tune(model, [])
+        training = self._fine_tune(model, [], learning_rate=self.job.quantization_aware_learning_rate)
         details = {**details, "fine_tuning": training, "quantized_layers": quantized_layers,
                    "skipped_layers": skipped_layers}
         if preserve_sparsity and skipped_layers:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from pipeline.artifacts import plot_path
 from pipeline.config import FLOAT_MODEL
 
 # ---- blocks ------------------------------------------------------------------------------
@@ -282,7 +283,7 @@ def _group_results(audit: dict, ship: str, plots: list[str]) -> list:
             blocks.append(Paragraph(
                 f"`{ship}`: equalized odds difference {_estimate(disparity.get('equalized_odds_difference'))}, "
                 f"demographic parity difference {_estimate(disparity.get('demographic_parity_difference'))}."))
-        plot = f"plots/fairness_tpr_fpr_{column}.png"
+        plot = plot_path(f"fairness_tpr_fpr_{column}")
         if plot in plots:
             blocks.append(Image(plot, f"TPR and FPR by {column}"))
     return blocks

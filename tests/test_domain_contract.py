@@ -1,0 +1,125 @@
+"""The contract every registered domain must pass (scikit-learn's common-checks idea).
+
+For each domain, one small run of the whole pipeline on its default data: it loads,
+trains a tiny model, converts every variant to a .tflite that runs in LiteRT, explains
+the float and the shipped model, audits every variant, reports and gates. A new domain
+added to the registry is tested by this file with no new test code.
+"""
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import artifacts
+from pipeline.artifacts import sha256_file
+from pipeline.config import ALL_VARIANTS, FLOAT_MODEL, RunConfig
+from pipeline.progress import Silent
+from pipeline.registry import domain_names, get_domain
+from pipeline.run import STAGES, run_pipeline
+
+MODEL_CARD_SECTIONS = ["Model details", "Intended use", "Factors", "Metrics", "Evaluation data", "Training data",
+                       "Quantitative analyses", "Ethical considerations", "Caveats and recommendations"]
+
+
+def tiny_config(domain: str, output_dir) -> RunConfig:
+    return RunConfig(domain=domain, output_dir=str(output_dir), max_rows=3000, epochs=2, fine_tune_epochs=1,
+                     explain_rows=12, background_rows=16, local_examples=2, bootstrap_samples=30,
+                     min_group_size=10, representative_rows=50)
+
+
+@pytest.fixture(scope="module", params=domain_names())
+def finished_run(request, tmp_path_factory):
+    config = tiny_config(request.param, tmp_path_factory.mktemp(request.param))
+    outcome = run_pipeline(config, progress=Silent(STAGES))
+    return request.param, config, outcome
+
+
+@pytest.mark.parametrize("name", domain_names())
+def test_load_gives_consistent_splits(name):
+    domain = get_domain(name)
+    config = dataclasses.replace(tiny_config(name, "unused"), max_rows=1500)
+    data = domain.load(config)
+    for split in (data.train, data.validation, data.test):
+        assert len(split.labels) == len(split.groups) > 0
+        assert set(np.unique(split.labels)) == {0, 1}
+        assert list(split.groups.columns) == list(data.sensitive_columns)
+        assert isinstance(split.groups.index, pd.RangeIndex)
+        encoded = domain.encode(json.loads(json.dumps(data.preprocessing)), split.raw)
+        assert encoded.shape[0] == len(split.labels)
+        assert np.isfinite(encoded).all()
+    assert len(data.feature_names) == encoded.shape[1] if encoded.ndim == 2 else True
+    assert data.source.fingerprint and data.source.rows >= len(data.train) + len(data.validation) + len(data.test)
+    again = domain.load(config)
+    assert again.source.fingerprint == data.source.fingerprint  # seeded, deterministic
+
+
+def test_every_variant_is_a_tflite_that_was_evaluated(finished_run):
+    name, config, outcome = finished_run
+    manifest = json.loads((outcome.run_dir / artifacts.MANIFEST).read_text())
+    metrics = json.loads((outcome.run_dir / artifacts.METRICS).read_text())
+    assert [v["name"] for v in manifest["variants"]] == list(ALL_VARIANTS)
+    for entry in manifest["variants"]:
+        if entry["status"] != "ok":
+            assert entry["reason"], entry  # a variant not built always says why
+            continue
+        assert (outcome.run_dir / entry["tflite"]).is_file()
+        evaluation = metrics["variants"][entry["name"]]
+        assert evaluation["quality"]["rows"] == manifest["data"]["splits"]["test"]
+        assert evaluation["latency"]["runs"] >= 200
+        assert 0.0 <= evaluation["agreement"]["identical_decisions"] <= 1.0
+    built = {v["name"] for v in manifest["variants"] if v["status"] == "ok"}
+    assert {"float32", "int8"} <= built
+    assert metrics["variants"]["float32"]["agreement"]["max_score_difference"] < 1e-4
+
+
+def test_manifest_lists_every_file_with_its_hash(finished_run):
+    _, config, outcome = finished_run
+    manifest = json.loads((outcome.run_dir / artifacts.MANIFEST).read_text())
+    listed = {item["path"]: item for item in manifest["artifacts"]}
+    on_disk = {str(p.relative_to(outcome.run_dir)) for p in outcome.run_dir.rglob("*") if p.is_file()}
+    assert on_disk - {artifacts.MANIFEST} == set(listed)
+    for path, item in listed.items():
+        assert sha256_file(outcome.run_dir / path) == item["sha256"], path
+    assert manifest["config"]["seed"] == config.seed
+    assert manifest["packages"]["tensorflow"] and manifest["data"]["fingerprint"]
+    assert not list(outcome.run_dir.parent.glob(artifacts.INCOMPLETE_PREFIX + "*"))
+
+
+def test_explanations_cover_the_float_and_the_shipped_model(finished_run):
+    _, config, outcome = finished_run
+    explanation = json.loads((outcome.run_dir / artifacts.EXPLANATIONS).read_text())
+    assert set(explanation["models"]) == {FLOAT_MODEL, config.ship_variant}
+    for result in explanation["models"].values():
+        assert result["global_importance"]
+        assert result["additivity"]["max_abs_error"] is not None
+    assert any(p.name.startswith("shap_global") for p in (outcome.run_dir / "plots").iterdir())
+
+
+def test_audit_covers_every_variant_and_group(finished_run):
+    _, config, outcome = finished_run
+    audit = json.loads((outcome.run_dir / artifacts.AUDIT).read_text())
+    manifest = json.loads((outcome.run_dir / artifacts.MANIFEST).read_text())
+    built = [v["name"] for v in manifest["variants"] if v["status"] == "ok"]
+    assert set(audit["by_group"]) == {FLOAT_MODEL, *built}
+    assert set(audit["compression"]) == set(built)
+    for column in manifest["data"]["sensitive_columns"]:
+        assert column in audit["by_group"][FLOAT_MODEL]
+    mitigation = json.loads((outcome.run_dir / artifacts.MITIGATION).read_text())
+    assert mitigation.get("status") in ("ok", "failed")
+
+
+def test_model_card_has_every_section_and_the_gate(finished_run):
+    _, _, outcome = finished_run
+    card = (outcome.run_dir / artifacts.MODEL_CARD_MARKDOWN).read_text()
+    for section in MODEL_CARD_SECTIONS:
+        assert f"## {section}" in card, section
+    assert "## Gate" in card and "What compression did to each group" in card
+    page = (outcome.run_dir / artifacts.MODEL_CARD_HTML).read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<h2>Factors</h2>" in page
+    for image in (outcome.run_dir / "plots").iterdir():
+        assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    gate = json.loads((outcome.run_dir / artifacts.GATE).read_text())
+    assert gate["passed"] == outcome.gate["passed"]
