@@ -48,7 +48,7 @@ def test_load_default_data():
     other = domain.load(RunConfig(domain="fraud", max_rows=4000, seed=4))
     assert other.source.fingerprint == data.source.fingerprint
     assert not other.test.raw.equals(data.test.raw)
-    assert domain.model_options(data, config) == {"hidden_units": (64, 32), "dropout_rate": 0.2}
+    assert domain.model_options(data, config) == {"hidden_units": (256, 128), "dropout_rate": 0.2}
 
 
 def test_load_user_file(tmp_path):
