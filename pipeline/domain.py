@@ -93,6 +93,40 @@ class Domain(abc.ABC):
         """Keyword arguments for `model_builder` (layer sizes, vocabulary size, ...)."""
         return {}
 
+    def twin_model_options(self) -> dict:
+        """Overrides of `model_options` for the tf_keras twin that is converted to .tflite.
+
+        E.g. {"augmentation": False} to leave training-only layers out of the export, or a
+        fixed batch of 1, which LiteRT needs to convert recurrent layers.
+        """
+        return {}
+
+    def quality(self, labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+        """Every quality metric of this domain, for one model on one split."""
+        from pipeline.metrics import binary_quality
+
+        return binary_quality(labels, scores, threshold)
+
+    def explain(self, *, predict_functions: dict, data: DomainData, background: np.ndarray, rows: np.ndarray,
+                row_ids: list[int], local_row_ids: list[int], seed: int, reference: str) -> dict:
+        """SHAP explanations of every model in `predict_functions` (model inputs -> probability).
+
+        The default suits tabular inputs: an exact permutation explainer over the original
+        columns. Other modalities override this with the explainer that fits them, keeping
+        the result's top-level keys (explainer, settings, models, agreement).
+        """
+        from pipeline.stages.explain import explain_tabular
+
+        return explain_tabular(predict_functions=predict_functions, background=background, rows=rows,
+                               row_ids=row_ids, local_row_ids=local_row_ids, feature_names=data.feature_names,
+                               feature_groups=data.feature_groups, seed=seed, reference=reference)
+
+    def explanation_figures(self, explanation: dict) -> dict:
+        """matplotlib Figures of an explanation returned by `explain`."""
+        from pipeline.stages.explain import explanation_figures
+
+        return explanation_figures(explanation)
+
     def summary(self) -> dict:
         return {
             "name": self.name,

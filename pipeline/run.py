@@ -22,7 +22,7 @@ import numpy as np
 from pipeline import artifacts
 from pipeline.config import FLOAT_MODEL, RunConfig
 from pipeline.domain import Domain, DomainData
-from pipeline.metrics import Predictions, binary_quality, choose_threshold
+from pipeline.metrics import Predictions, choose_threshold
 from pipeline.progress import Progress
 from pipeline.registry import get_domain
 
@@ -79,7 +79,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
     from pipeline.stages import audit as audit_stage
     from pipeline.stages import explain as explain_stage
     from pipeline.stages import report as report_stage
-    from pipeline.stages.compress import CompressionJob, compress
+    from pipeline.stages.compress import CompressionJob, compress, weights_by_layer_name
     from pipeline.stages.evaluate import LiteRTModel, evaluate_variant, measure_keras_latency
     from pipeline.stages.gate import apply_gate
     from pipeline.stages.train import batched_predict_function, sample_weights_for, train_model
@@ -113,7 +113,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
         representative = train_x[representative_row_ids(data.train.labels, config.representative_rows, config.seed)]
         job = CompressionJob(
             model_builder=domain.model_builder, input_shape=input_shape, model_options=model_options,
-            weights=[np.asarray(w) for w in trained.model.get_weights()],
+            weights=weights_by_layer_name(trained.model), twin_model_options=domain.twin_model_options(),
             train_features=train_x, train_labels=data.train.labels.astype(np.float32),
             train_sample_weights=sample_weights_for(data.train.labels, trained.class_weights),
             representative_features=representative, variants=config.variants,
@@ -140,13 +140,13 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
             evaluations[name], predictions[name] = evaluate_variant(
                 shipped_bytes, validation_features=validation_x, validation_labels=data.validation.labels,
                 test_features=test_x, test_labels=data.test.labels, reference=float_predictions,
-                latency_runs=config.latency_runs)
+                latency_runs=config.latency_runs, quality=domain.quality)
             evaluation = evaluations[name]
             progress(f"  {name:14s} {domain.headline_metric} {_fmt(evaluation['quality'][domain.headline_metric])}"
                      f"  {evaluation['size']['bytes']:>9,} B  gzip {evaluation['size']['gzip_bytes']:>9,} B"
                      f"  {evaluation['latency']['median_ms']:.3f} ms"
                      f"  agreement {evaluation['agreement']['identical_decisions']:.4f}")
-        float_quality = binary_quality(data.test.labels, float_predictions.scores, float_threshold)
+        float_quality = domain.quality(data.test.labels, float_predictions.scores, float_threshold)
         _add_ratios(evaluations, keras_latency)
         metrics = {
             "headline_metric": domain.headline_metric,
@@ -160,8 +160,8 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
     with progress.stage("explain"):
         explanation = _explain(config, domain, data, folder, predict_float, float_predictions, train_x, test_x,
                                ship_variant=config.ship_variant if config.ship_variant in evaluations else None,
-                               explain_stage=explain_stage, lite_model=LiteRTModel)
-        figures = explain_stage.explanation_figures(explanation)
+                               lite_model=LiteRTModel)
+        figures = domain.explanation_figures(explanation)
         explanation = explain_stage.without_arrays(explanation)
         folder.write_json(artifacts.EXPLANATIONS, explanation, role="explanations")
         for name, figure in figures.items():
@@ -223,7 +223,7 @@ def representative_row_ids(labels: np.ndarray, rows: int, seed: int) -> np.ndarr
 
 
 def _explain(config, domain, data, folder, predict_float, float_predictions, train_x, test_x, *,
-             ship_variant, explain_stage, lite_model) -> dict:
+             ship_variant, lite_model) -> dict:
     rng = np.random.default_rng(config.seed)
     background = train_x[rng.choice(len(train_x), size=min(config.background_rows, len(train_x)), replace=False)]
     # Explain every flagged test row we can afford plus a random sample of the rest.
@@ -236,12 +236,9 @@ def _explain(config, domain, data, folder, predict_float, float_predictions, tra
     predict_functions = {FLOAT_MODEL: predict_float}
     if ship_variant is not None:
         predict_functions[ship_variant] = lite_model(folder.read_bytes(artifacts.model_path(ship_variant))).predict
-    if domain.modality != "tabular":
-        raise NotImplementedError(f"no explainer wired for modality {domain.modality!r} yet")
-    return explain_stage.explain_tabular(
-        predict_functions=predict_functions, background=background, rows=test_x[row_ids],
-        row_ids=[int(i) for i in row_ids], local_row_ids=local_row_ids, feature_names=data.feature_names,
-        feature_groups=data.feature_groups, seed=config.seed, reference=FLOAT_MODEL)
+    return domain.explain(predict_functions=predict_functions, data=data, background=background,
+                          rows=test_x[row_ids], row_ids=[int(i) for i in row_ids], local_row_ids=local_row_ids,
+                          seed=config.seed, reference=FLOAT_MODEL)
 
 
 def _add_ratios(evaluations: dict[str, dict], keras_latency: dict) -> None:

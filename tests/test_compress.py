@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.stages.compress import CompressionJob, compress
+from pipeline.stages.compress import CompressionJob, compress, weights_by_layer_name
 from pipeline.stages.evaluate import LiteRTModel, weight_sparsity
 from tests import tiny_models
 
@@ -16,7 +16,7 @@ def _job(builder, variants, **overrides):
 
     model = builder(keras, (8,)) if builder is not tiny_models.crashes_on_fourth_build else tiny_models.tiny_mlp(keras, (8,))
     return CompressionJob(model_builder=builder, input_shape=(8,), model_options={},
-                          weights=model.get_weights(), train_features=features, train_labels=labels,
+                          weights=weights_by_layer_name(model), train_features=features, train_labels=labels,
                           train_sample_weights=None, representative_features=features[:50],
                           variants=variants, **overrides), model, features
 
@@ -48,3 +48,15 @@ def test_a_converter_crash_becomes_a_failed_variant_and_the_run_goes_on():
     for name in ("float32", "dynamic_range", "float16", "pruned_int8"):
         assert results[name].status == "ok", (name, results[name].reason)
     assert any("int8: FAILED" in m for m in messages)
+
+
+def test_a_twin_that_does_not_match_names_the_layers():
+    import keras
+    import tf_keras
+
+    from pipeline.stages.compress import copy_weights_by_layer_name
+
+    trained = weights_by_layer_name(tiny_models.tiny_mlp(keras, (8,)))
+    twin = tiny_models.tiny_mlp(tf_keras, (8,), hidden_units=(16, 4))
+    with pytest.raises(ValueError, match=r"layers without trained weights \['hidden_1'\]"):
+        copy_weights_by_layer_name(trained, twin)

@@ -9,9 +9,9 @@ _calls = {"count": 0}
 def tiny_mlp(keras, input_shape, hidden_units=(16,)):
     inputs = keras.Input(shape=input_shape)
     hidden = inputs
-    for units in hidden_units:
-        hidden = keras.layers.Dense(units, activation="relu")(hidden)
-    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32")(hidden)
+    for index, units in enumerate(hidden_units):
+        hidden = keras.layers.Dense(units, activation="relu", name=f"hidden_{index}")(hidden)
+    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(hidden)
     return keras.Model(inputs, outputs)
 
 

@@ -51,11 +51,16 @@ class CompressionJob:
     model_builder: Callable[..., Any]     # module-level function: (keras_module, input_shape, **options)
     input_shape: tuple[int, ...]
     model_options: dict
-    weights: list[np.ndarray]             # trained Keras 3 weights, in get_weights() order
+    # Trained Keras 3 weights by layer name. Builders name every layer that has weights,
+    # so the twin finds them whatever else differs (augmentation layers exist only in training).
+    weights: dict[str, list[np.ndarray]]
     train_features: np.ndarray
     train_labels: np.ndarray
     train_sample_weights: np.ndarray | None
-    representative_features: np.ndarray   # rows from train for int8 calibration
+    representative_features: np.ndarray   # rows from train for int8 calibration (model input dtype)
+    # Overrides of model_options for the tf_keras twin that is converted, e.g.
+    # {"augmentation": False} or {"batch_size": 1} for recurrent layers (fixed batch).
+    twin_model_options: dict = field(default_factory=dict)
     variants: tuple[str, ...] = ALL_VARIANTS
     target_sparsity: float = 0.75
     fine_tune_epochs: int = 6
@@ -238,8 +243,9 @@ class _Worker:
     # ---- the twin --------------------------------------------------------------------
     def twin(self):
         """A fresh tf_keras copy of the trained model (new layer objects every call)."""
-        model = self.job.model_builder(self.keras, self.job.input_shape, **self.job.model_options)
-        model.set_weights(self.job.weights)
+        options = {**self.job.model_options, **self.job.twin_model_options}
+        model = self.job.model_builder(self.keras, self.job.input_shape, **options)
+        copy_weights_by_layer_name(self.job.weights, model)
         return model
 
     # ---- dispatch --------------------------------------------------------------------
@@ -274,7 +280,7 @@ class _Worker:
         if settings.get("supported_types") == "float16":
             converter.target_spec.supported_types = [tf.float16]
         if settings.get("representative_data"):
-            rows = self.job.representative_features.astype(np.float32)
+            rows = self.job.representative_features
 
             def representative_dataset():
                 for row in rows:
@@ -398,6 +404,31 @@ class _Worker:
         if preserve_sparsity and skipped_layers:
             details["note"] = "layers left out of QAT keep float weights and lose their pruning-preserving guarantee"
         return self._converted(name, model, {"optimizations": "DEFAULT", "representative_data": True}, details)
+
+
+def weights_by_layer_name(model) -> dict[str, list[np.ndarray]]:
+    """{layer name: its weights} for every layer that has weights (Keras 3 or tf_keras)."""
+    weights = {}
+    for layer in model.layers:
+        values = layer.get_weights()
+        if values:
+            if layer.name in weights:
+                raise ValueError(f"two layers are named {layer.name!r}: give every layer a unique name")
+            weights[layer.name] = [np.asarray(value) for value in values]
+    return weights
+
+
+def copy_weights_by_layer_name(weights: dict[str, list[np.ndarray]], model) -> None:
+    """Set every weighted layer of `model` from `weights`; fail loudly on a mismatch."""
+    targets = {layer.name: layer for layer in model.layers if layer.weights}
+    missing = sorted(set(targets) - set(weights))
+    unused = sorted(set(weights) - set(targets))
+    if missing or unused:
+        raise ValueError(f"the tf_keras twin does not match the trained model: layers without trained weights "
+                         f"{missing}, trained layers absent from the twin {unused}; the model builder must give "
+                         f"every layer with weights the same explicit name in both Keras flavours")
+    for name, layer in targets.items():
+        layer.set_weights(weights[name])
 
 
 def _kernel_sparsity(model, layer_names: list[str]) -> float | None:

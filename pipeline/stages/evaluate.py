@@ -165,6 +165,7 @@ def evaluate_variant(
     test_labels: np.ndarray,
     reference: Predictions,
     latency_runs: int = 200,
+    quality: Callable[[np.ndarray, np.ndarray, float], dict] = binary_quality,
 ) -> tuple[dict, Predictions]:
     """Judge one `.tflite`: returns (JSON-able evaluation, its test predictions)."""
     model = LiteRTModel(model_content)
@@ -174,7 +175,7 @@ def evaluate_variant(
     predictions = Predictions(test_scores, threshold)
     latency = model.single_example_latency(test_features[0], runs=latency_runs)
     evaluation = {
-        "quality": binary_quality(test_labels, test_scores, threshold),
+        "quality": quality(test_labels, test_scores, threshold),
         "size": file_sizes(model_content),
         "sparsity": weight_sparsity(model_content),
         "latency": latency,
