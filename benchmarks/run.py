@@ -83,7 +83,8 @@ def run_case(name: str) -> dict:
         }
     result = {
         "case": name,
-        "command": " ".join(["edgeaudit", "run", case["domain"], *case["arguments"]]),
+        "command": " ".join(["edgeaudit", "run", case["domain"],
+                             *[a.replace(str(SHARED.parent), "../shared") for a in case["arguments"]]]),
         "measured_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "device": manifest["runtime"]["device"]},
         "exit_code": completed.returncode,
@@ -98,10 +99,39 @@ def run_case(name: str) -> dict:
         "variants": variants,
         "shap_seconds_per_100_rows": {m: r["seconds_per_100_rows"] for m, r in explanations["models"].items()},
         "targets": _check_targets(name, variants, headline, wall),
+        "baselines": _baselines(case),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _baselines(case: dict) -> dict:
+    """Context for the model's quality: scikit-learn models on the very same split and encoding."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from pipeline.config import RunConfig
+    from pipeline.metrics import pr_auc, roc_auc
+    from pipeline.registry import get_domain
+
+    domain = get_domain(case["domain"])
+    if domain.modality != "tabular":
+        return {}
+    arguments = case["arguments"]
+    config = RunConfig(domain=case["domain"], data_path=str(case["data"]) if case["data"] else None,
+                       label_column=arguments[arguments.index("--label") + 1] if "--label" in arguments else None,
+                       sensitive_columns=tuple(arguments[arguments.index("--sensitive") + 1:])
+                       if "--sensitive" in arguments else ())
+    data = domain.load(config)
+    train = domain.encode(data.preprocessing, data.train.raw)
+    test = domain.encode(data.preprocessing, data.test.raw)
+    results = {}
+    for name, model in (("logistic_regression", LogisticRegression(max_iter=3000)),
+                        ("hist_gradient_boosting", HistGradientBoostingClassifier(random_state=0))):
+        scores = model.fit(train, data.train.labels).predict_proba(test)[:, 1]
+        results[name] = {"pr_auc": pr_auc(data.test.labels, scores), "roc_auc": roc_auc(data.test.labels, scores)}
+    return results
 
 
 def _check_targets(name: str, variants: dict, headline: str, wall: float) -> dict:
@@ -142,6 +172,10 @@ def write_table() -> Path:
                 f"{v['size_ratio_to_float32']:.3f} | {v['gzip_bytes']:,} | {v['gzip_ratio_to_float32']:.3f} | "
                 f"{v['sparsity']:.2f} | {v['latency_median_ms']:.4f} | {v['latency_ratio_to_keras']:.4f} | "
                 f"{v['throughput_rows_per_second']:,.0f} | {v['identical_decisions']:.4f} |")
+        if result.get("baselines"):
+            lines += ["", "Context, scikit-learn on the same split and encoding: " + "; ".join(
+                f"{name} PR-AUC {b['pr_auc']:.4f}, ROC-AUC {b['roc_auc']:.4f}" for name, b in result["baselines"].items())
+                + f" (Keras float ROC-AUC {result['float']['roc_auc']:.4f})."]
         lines += ["", "SHAP seconds per 100 explained rows: "
                   + ", ".join(f"{m} {s:.2f} s" for m, s in result["shap_seconds_per_100_rows"].items()) + ".", "",
                   "Stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result["stage_seconds"].items()) + ".", "",

@@ -39,6 +39,10 @@ def model_path(variant: str) -> str:
     return f"models/{variant}.tflite"
 
 
+def analysis_path(name: str) -> str:
+    return f"analyses/{safe_name(name)}.json"
+
+
 def safe_name(name: str) -> str:
     """A file-name-safe form of a column or figure name ("Sex × Age" -> "Sex_Age")."""
     return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_") or "unnamed"

@@ -49,6 +49,18 @@ def _parser() -> argparse.ArgumentParser:
                       help="subsample the data to this many rows (stratified) for a faster run")
     data.add_argument("--min-group-size", type=int, default=defaults.min_group_size,
                       help="smallest group (rows in the test split) the audit will measure")
+    specific = run.add_argument_group("domain-specific data options (see `edgeaudit domains`)")
+    specific.add_argument("--metadata", dest="metadata_path", metavar="CSV",
+                          help="images: a CSV mapping each image id to its group columns (sex, age, site, ...)")
+    specific.add_argument("--skip-unreadable", action="store_true",
+                          help="images: skip unreadable image files and count them, instead of stopping")
+    specific.add_argument("--text-column", metavar="COLUMN", help="text: the column holding the text")
+    specific.add_argument("--probe", dest="probe_path", metavar="PATH",
+                          help="text: your own counterfactual probe file with columns text, group[, label]")
+    specific.add_argument("--window", type=int, default=defaults.window,
+                          help="sensor histories: cycles per input window")
+    specific.add_argument("--horizon", type=int, default=defaults.horizon,
+                          help="sensor histories: a window is positive if the unit fails within this many cycles")
     training = run.add_argument_group("training")
     training.add_argument("--epochs", type=int, default=defaults.epochs, help="largest number of training epochs "
                           "(early stopping on validation PR-AUC usually stops sooner)")
@@ -100,6 +112,9 @@ def _config(arguments: argparse.Namespace, domain: str) -> RunConfig:
         sensitive_columns=tuple(arguments.sensitive_columns), output_dir=arguments.output_dir,
         epochs=arguments.epochs, batch_size=arguments.batch_size, seed=arguments.seed,
         max_rows=arguments.max_rows, variants=tuple(arguments.variants),
+        metadata_path=arguments.metadata_path, skip_unreadable=arguments.skip_unreadable,
+        text_column=arguments.text_column, probe_path=arguments.probe_path, window=arguments.window,
+        horizon=arguments.horizon,
         target_sparsity=arguments.target_sparsity, fine_tune_epochs=arguments.fine_tune_epochs,
         pruning_learning_rate=arguments.pruning_learning_rate,
         quantization_aware_learning_rate=arguments.quantization_aware_learning_rate, per_channel_dense=arguments.per_channel_dense,

@@ -54,6 +54,13 @@ class RunConfig:
     quick: bool = False
     # Subsample the loaded data to at most this many rows (stratified); None keeps all.
     max_rows: int | None = None
+    # Domain-specific data options (each domain documents which it reads).
+    metadata_path: str | None = None      # images: CSV mapping an image id to group columns
+    skip_unreadable: bool = False         # images: skip and count unreadable files instead of failing
+    text_column: str | None = None        # text: the column holding the text
+    probe_path: str | None = None         # text: counterfactual probe file (text, group[, label])
+    window: int = 30                      # sensor histories: cycles per window
+    horizon: int = 30                     # sensor histories: label = fails within this many cycles
     # Compression
     variants: tuple[str, ...] = ALL_VARIANTS
     target_sparsity: float = 0.75
@@ -88,6 +95,8 @@ class RunConfig:
         positive("latency_runs", self.latency_runs, 200)
         positive("max_rows", self.max_rows, 100)
         positive("local_examples", self.local_examples, 0)
+        positive("window", self.window, 2)
+        positive("horizon", self.horizon, 1)
         for name in ("pruning_learning_rate", "quantization_aware_learning_rate"):
             value = getattr(self, name)
             if not 0.0 < value < 1.0:

@@ -121,6 +121,20 @@ class Domain(abc.ABC):
                                row_ids=row_ids, local_row_ids=local_row_ids, feature_names=data.feature_names,
                                feature_groups=data.feature_groups, seed=seed, reference=reference)
 
+    def extra_analyses(self, *, predict_functions: dict, preprocessing: dict, data: DomainData, config) -> dict:
+        """Domain-specific analyses run on every model (the float model and every variant).
+
+        predict_functions: model name -> (model inputs -> probability), FLOAT_MODEL included.
+        Returns {analysis name: JSON-able dict}. Each is written to `analyses/<name>.json`; if
+        it holds "title", "summary" (a sentence) and "table" ({"headers": [...], "rows": [[...]]})
+        the model card shows them. Default: none.
+        """
+        return {}
+
+    def extra_figures(self, analyses: dict) -> dict:
+        """matplotlib Figures of the results of `extra_analyses`."""
+        return {}
+
     def explanation_figures(self, explanation: dict) -> dict:
         """matplotlib Figures of an explanation returned by `explain`."""
         from pipeline.stages.explain import explanation_figures

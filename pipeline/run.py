@@ -188,6 +188,17 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
                                  summary["equalized_odds_difference"].items())
                      + f"; flagged cells {summary.get('flagged_cells', 0)}")
 
+        predict_functions = {FLOAT_MODEL: predict_float, **{
+            name: LiteRTModel(folder.read_bytes(artifacts.model_path(name))).predict for name in evaluations}}
+        analyses = domain.extra_analyses(predict_functions=predict_functions, preprocessing=shipped_preprocessing,
+                                         data=data, config=config)
+        for name, analysis in analyses.items():
+            folder.write_json(artifacts.analysis_path(name), analysis, role="analysis")
+            if analysis.get("summary"):
+                progress(f"  {analysis.get('title', name)}: {analysis['summary']}")
+        for name, figure in domain.extra_figures(analyses).items():
+            folder.write_figure(name, figure)
+
     with progress.stage("report"):
         qualities = {FLOAT_MODEL: float_quality, **{name: e["quality"] for name, e in evaluations.items()}}
         gate = apply_gate(thresholds=config.gate, ship_variant=config.ship_variant,
@@ -197,7 +208,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
         manifest = _manifest(config, domain, data, runtime, variants, evaluations, gate, run_id=folder.run_id)
         card = report_stage.model_card(
             manifest=manifest, metrics=metrics, compression={n: v.summary() for n, v in variants.items()},
-            audit=audit, mitigation=mitigation, explanation=explanation, gate=gate,
+            audit=audit, mitigation=mitigation, explanation=explanation, gate=gate, analyses=analyses,
             training=trained.summary(), plots=sorted(p for p in folder.artifacts if p.startswith("plots/")))
         for name, figure in report_stage.evaluation_figures(metrics, ship_variant=config.ship_variant).items():
             folder.write_figure(name, figure)

@@ -142,7 +142,8 @@ def _kilobytes(count: int | None) -> str:
 
 
 def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict, mitigation: dict,
-               explanation: dict, gate: dict, training: dict, plots: list[str]) -> ModelCard:
+               explanation: dict, gate: dict, training: dict, plots: list[str],
+               analyses: dict | None = None) -> ModelCard:
     blocks: list = []
     data = manifest["data"]
     headline = manifest["headline_metric"]
@@ -234,6 +235,13 @@ def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict,
     blocks += _compression_effect(audit, ship, plots)
     blocks += _mitigation(mitigation, plots)
     blocks += _explanations(explanation, plots)
+    for name, analysis in (analyses or {}).items():
+        blocks.append(Heading(3, analysis.get("title", name)))
+        if analysis.get("summary"):
+            blocks.append(Paragraph(analysis["summary"]))
+        table = analysis.get("table")
+        if table:
+            blocks.append(Table(list(table["headers"]), [[_cell(c) for c in row] for row in table["rows"]]))
 
     blocks += [Heading(2, "Gate"), Table(["check", "value", "limit", "result"], [
         [check["name"], _number(check["value"]), _number(check["limit"]), "pass" if check["passed"] else "**FAIL**"]
@@ -314,6 +322,11 @@ def _compression_effect(audit: dict, ship: str, plots: list[str]) -> list:
         if plot.startswith("plots/compression_heatmap"):
             blocks.append(Image(plot, "change against float, per variant and group"))
     return blocks
+
+
+def _cell(value: Any) -> str:
+    return _number(value) if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        else str(value)
 
 
 def _change(cell: dict | None) -> str:
