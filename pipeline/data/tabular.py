@@ -126,6 +126,18 @@ def _quote_list(values: Sequence[Any], limit: int = 12) -> str:
     return shown + (f", ... ({more} more)" if more > 0 else "")
 
 
+def _require_column(column: str, *, role: str, option: str, available: list[str], source: str) -> None:
+    """InputError naming the missing column, the columns there are, and the closest spelling."""
+    if column in available:
+        return
+    hint = _closest(column, available)
+    raise InputError(
+        f"{role} column {column!r} not found; the columns are {_quote_list(available, 40)}",
+        fix=(f"did you mean {option} {hint!r}? (names are case-sensitive)" if hint
+             else f"pass {option} with a column from the list, spelled exactly"),
+        source=source)
+
+
 def _closest(name: str, columns: Sequence[str]) -> str | None:
     lowered = {c.lower().strip(): c for c in columns}
     return lowered.get(name.lower().strip())
@@ -689,13 +701,7 @@ def load_tabular(
         raise InputError(f"no label column given; the columns are {_quote_list(available, 40)}",
                          fix="pass --label COLUMN naming the binary outcome to predict (e.g. --label is_fraud)",
                          source=source)
-    if label_column not in frame.columns:
-        hint = _closest(label_column, available)
-        raise InputError(
-            f"label column {label_column!r} not found; the columns are {_quote_list(available, 40)}",
-            fix=(f"did you mean --label {hint!r}? (names are case-sensitive)" if hint
-                 else "pass --label with one of the columns listed, spelled exactly"),
-            source=source)
+    _require_column(label_column, role="label", option="--label", available=available, source=source)
     sensitive = list(dict.fromkeys(str(c) for c in sensitive_columns))
     if not sensitive:
         raise InputError(f"no sensitive column given; the columns are {_quote_list(available, 40)}",
@@ -703,13 +709,7 @@ def load_tabular(
                              "to audit",
                          source=source)
     for column in sensitive:
-        if column not in frame.columns:
-            hint = _closest(column, available)
-            raise InputError(
-                f"sensitive column {column!r} not found; the columns are {_quote_list(available, 40)}",
-                fix=(f"did you mean --sensitive {hint!r}? (names are case-sensitive)" if hint
-                     else "pass --sensitive with columns from the list, spelled exactly"),
-                source=source)
+        _require_column(column, role="sensitive", option="--sensitive", available=available, source=source)
         if column == label_column:
             raise InputError(f"column {column!r} is both the label and a sensitive column",
                              fix="pass a different column with --sensitive", source=source)
