@@ -1,0 +1,35 @@
+"""The GPU path (mixed precision + XLA + larger batches) is the same code as the CPU path:
+exercised here on CPU by pretending an accelerator is present."""
+
+import numpy as np
+
+from pipeline import runtime
+from pipeline.stages.train import train_model
+from tests import tiny_models
+
+
+def test_cpu_runtime_keeps_float32_and_no_xla():
+    settings = runtime.configure_runtime(seed=0, batch_size=32)
+    assert settings.device == "CPU" and not settings.mixed_precision and not settings.jit_compile
+    assert settings.batch_size == 32
+
+
+def test_accelerator_settings_train_with_mixed_precision_and_xla(monkeypatch):
+    import keras
+
+    monkeypatch.setattr(runtime, "_accelerator_name", lambda backend: "Fake GPU")
+    try:
+        settings = runtime.configure_runtime(seed=0, batch_size=16)
+        assert settings.accelerator and settings.mixed_precision and settings.jit_compile
+        assert settings.batch_size == 64 and keras.mixed_precision.global_policy().name == "mixed_float16"
+        rng = np.random.default_rng(0)
+        features = rng.normal(size=(256, 8)).astype(np.float32)
+        labels = (features[:, 0] > 0).astype(np.int64)
+        trained = train_model(model_builder=tiny_models.tiny_mlp, input_shape=(8,), model_options={},
+                              train_features=features, train_labels=labels, validation_features=features,
+                              validation_labels=labels, runtime=settings, epochs=2, progress=lambda _: None)
+        assert trained.model.layers[1].compute_dtype == "float16"
+        assert trained.model.output.dtype == "float32"  # the probability layer stays float32
+        assert all(w.dtype == np.float32 for w in trained.model.get_weights())  # what the twin receives
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
