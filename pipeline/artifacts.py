@@ -92,6 +92,11 @@ def dumps(value: Any) -> str:
     return json.dumps(to_jsonable(value), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
 
 
+def json_round_trip(value: Any) -> Any:
+    """The value as it reads back from its JSON file (tuples become lists, numpy becomes Python)."""
+    return json.loads(dumps(value))
+
+
 class RunFolder:
     """Writes one run. Use `finish()` to publish it, `discard()` to remove a failed one."""
 

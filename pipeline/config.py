@@ -80,6 +80,10 @@ class RunConfig:
     bootstrap_samples: int = 200
     min_group_size: int = 20
     gate: GateThresholds = field(default_factory=GateThresholds)
+    # Multi-worker training: every worker's HOST:PORT and this process's index (0 = chief).
+    # Empty: single process, unless TF_CONFIG is set by a cluster manager.
+    workers: tuple[str, ...] = ()
+    worker_index: int | None = None
 
     def validate(self) -> "RunConfig":
         def positive(name: str, value: int | None, minimum: int = 1) -> None:

@@ -33,8 +33,8 @@ PACKAGES = ("tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", 
 
 @dataclass(frozen=True)
 class RunOutcome:
-    run_dir: Path
-    gate: dict
+    run_dir: Path | None   # None for a non-chief worker, which writes no report
+    gate: dict | None
     manifest: dict
 
 
@@ -53,13 +53,18 @@ def run_pipeline(config: RunConfig, *, progress: Progress | None = None) -> RunO
                  f"{len(data.feature_names)} model inputs; groups by {', '.join(data.sensitive_columns)}")
 
     from pipeline.runtime import configure_runtime  # imports Keras: after the cheap input checks
+    from pipeline.stages.distributed import resolve_cluster
 
+    cluster = resolve_cluster(config.workers, config.worker_index)
     runtime = configure_runtime(seed=config.seed, batch_size=config.batch_size)
     progress(f"  training on {runtime.device} ({runtime.backend} backend, mixed precision "
-             f"{'on' if runtime.mixed_precision else 'off'}, XLA {'on' if runtime.jit_compile else 'off'})")
+             f"{'on' if runtime.mixed_precision else 'off'}, XLA {'on' if runtime.jit_compile else 'off'})"
+             + (f", worker {cluster.index} of {len(cluster.workers)}" if cluster else ""))
+    if cluster is not None and not cluster.is_chief:
+        return _train_as_worker(config, domain, data, runtime, cluster, progress)
     folder = artifacts.RunFolder(config.output_dir, domain.name, artifacts.new_run_id(config.seed))
     try:
-        manifest, gate = _run_stages(config, domain, data, runtime, folder, progress)
+        manifest, gate = _run_stages(config, domain, data, runtime, folder, progress, cluster)
         manifest.update({
             "created_utc": created.isoformat(timespec="seconds"),
             "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -74,8 +79,25 @@ def run_pipeline(config: RunConfig, *, progress: Progress | None = None) -> RunO
     return RunOutcome(run_dir=run_dir, gate=gate, manifest=manifest)
 
 
+def _train_as_worker(config: RunConfig, domain: Domain, data: DomainData, runtime, cluster,
+                     progress: Progress) -> RunOutcome:
+    """A non-chief worker: trains its share of the model with the others, writes nothing."""
+    from pipeline.stages.train import train_model
+
+    preprocessing = artifacts.json_round_trip(data.preprocessing)  # what the chief ships and reads back
+    train_x = domain.encode(preprocessing, data.train.raw)
+    with progress.stage("train"):
+        trained = train_model(
+            model_builder=domain.model_builder, input_shape=tuple(train_x.shape[1:]),
+            model_options=domain.model_options(data, config), train_features=train_x,
+            train_labels=data.train.labels, validation_features=domain.encode(preprocessing, data.validation.raw),
+            validation_labels=data.validation.labels, runtime=runtime, epochs=config.epochs, progress=progress,
+            cluster=cluster)
+    return RunOutcome(run_dir=None, gate=None, manifest={"worker": cluster.index, **trained.summary()["distributed"]})
+
+
 def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, folder: artifacts.RunFolder,
-                progress: Progress) -> tuple[dict, dict]:
+                progress: Progress, cluster=None) -> tuple[dict, dict]:
     from pipeline.stages import audit as audit_stage
     from pipeline.stages import explain as explain_stage
     from pipeline.stages import report as report_stage
@@ -99,7 +121,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
             model_builder=domain.model_builder, input_shape=input_shape, model_options=model_options,
             train_features=train_x, train_labels=data.train.labels,
             validation_features=validation_x, validation_labels=data.validation.labels,
-            runtime=runtime, epochs=config.epochs, progress=progress)
+            runtime=runtime, epochs=config.epochs, progress=progress, cluster=cluster)
         progress(f"  best epoch {trained.best_epoch} of {trained.epochs_run}, {trained.seconds:.1f} s")
         predict_float = batched_predict_function(trained.model)
         float_threshold = choose_threshold(data.validation.labels, predict_float(validation_x))

@@ -19,11 +19,12 @@ class TrainedModel:
     epochs_run: int
     best_epoch: int
     class_weights: dict
+    distributed: dict | None = None   # workers, replicas in sync, weights fingerprint
 
     def summary(self) -> dict:
         return {"history": self.history, "seconds": round(self.seconds, 3), "epochs_run": self.epochs_run,
                 "best_epoch": self.best_epoch, "class_weights": self.class_weights,
-                "parameters": int(self.model.count_params())}
+                "parameters": int(self.model.count_params()), "distributed": self.distributed}
 
 
 def class_weights_for(labels: np.ndarray) -> dict[int, float]:
@@ -57,9 +58,17 @@ def train_model(
     learning_rate: float = 1e-3,
     patience: int = 5,
     progress: Callable[[str], None] = print,
+    cluster=None,
 ) -> TrainedModel:
+    """Train the domain's model; with a `cluster`, across several workers (see distributed.py)."""
     import keras
 
+    if cluster is not None:
+        return _train_on_cluster(
+            cluster, model_builder=model_builder, input_shape=input_shape, model_options=model_options,
+            train_features=train_features, train_labels=train_labels, validation_features=validation_features,
+            validation_labels=validation_labels, runtime=runtime, epochs=epochs, learning_rate=learning_rate,
+            patience=patience, progress=progress)
     model = model_builder(keras, input_shape, **model_options)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
@@ -81,6 +90,36 @@ def train_model(
     best_epoch = int(np.argmax(values["val_pr_auc"])) + 1 if values.get("val_pr_auc") else len(history.epoch)
     return TrainedModel(model=model, history=values, seconds=time.monotonic() - started,
                         epochs_run=len(history.epoch), best_epoch=best_epoch, class_weights=class_weights)
+
+
+def _train_on_cluster(cluster, *, model_builder, input_shape, model_options, train_features, train_labels,
+                      validation_features, validation_labels, runtime: Runtime, epochs: int, learning_rate: float,
+                      patience: int, progress: Callable[[str], None]) -> TrainedModel:
+    import keras
+
+    from pipeline.stages.compress import copy_weights_by_layer_name
+    from pipeline.stages.distributed import DistributedJob, train_multi_worker
+
+    class_weights = class_weights_for(train_labels)
+    started = time.monotonic()
+    result = train_multi_worker(DistributedJob(
+        cluster=cluster, model_builder=model_builder, input_shape=input_shape, model_options=model_options,
+        train_features=train_features, train_labels=train_labels,
+        train_sample_weights=sample_weights_for(train_labels, class_weights),
+        validation_features=validation_features, validation_labels=validation_labels, epochs=epochs,
+        batch_size=runtime.batch_size, learning_rate=learning_rate, patience=patience, seed=runtime.seed),
+        progress=progress)
+    model = model_builder(keras, input_shape, **model_options)
+    copy_weights_by_layer_name(result.weights, model)
+    pr_auc = result.history.get("val_pr_auc", [])
+    return TrainedModel(model=model, history=result.history, seconds=time.monotonic() - started,
+                        epochs_run=len(result.history.get("loss", [])),
+                        best_epoch=int(np.argmax(pr_auc)) + 1 if pr_auc else len(result.history.get("loss", [])),
+                        class_weights=class_weights,
+                        distributed={"workers": list(cluster.workers), "worker_index": cluster.index,
+                                     "replicas_in_sync": result.replicas_in_sync,
+                                     "engine": "tf.distribute.MultiWorkerMirroredStrategy (tf_keras flavour)",
+                                     "weights_fingerprint": result.weights_fingerprint})
 
 
 def batched_predict_function(model, batch_size: int = 8192) -> Callable[[np.ndarray], np.ndarray]:

@@ -1,0 +1,193 @@
+"""Multi-worker training with TensorFlow's own engine, `tf.distribute.MultiWorkerMirroredStrategy`.
+
+Keras 3 does not train under MultiWorkerMirroredStrategy (its `fit` fails converting a
+PerReplica value to a Tensor: keras-team/keras#20585, open since Keras 3.7; seen here with
+keras 3.15.1 / tensorflow 2.21.0). tf_keras does. Every domain's model builder takes the
+Keras module, so multi-worker training builds the tf_keras flavour of the same model,
+trains it across the workers, and hands the weights back by layer name; the parent copies
+them into the Keras 3 model and every later stage is unchanged.
+
+As in compression, all of it runs in a spawned child process: TF_CONFIG and tf_keras stay
+out of the parent. Every worker runs the same command; worker 0 is the chief, and only the
+chief goes on to compress, evaluate, explain, audit and write the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from pipeline.errors import InputError
+
+
+@dataclass(frozen=True)
+class Cluster:
+    workers: tuple[str, ...]     # "host:port" of every worker, in index order
+    index: int                   # this process's worker index; 0 is the chief
+
+    @property
+    def is_chief(self) -> bool:
+        return self.index == 0
+
+    def tf_config(self) -> dict:
+        return {"cluster": {"worker": list(self.workers)}, "task": {"type": "worker", "index": self.index}}
+
+
+def resolve_cluster(workers: tuple[str, ...], worker_index: int | None,
+                    environment: dict[str, str] | None = None) -> Cluster | None:
+    """The cluster from --workers/--worker-index, or from TF_CONFIG set by a cluster manager.
+
+    Returns None for ordinary single-process training.
+    """
+    environment = os.environ if environment is None else environment
+    if workers:
+        for address in workers:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise InputError(f"worker address {address!r} is not HOST:PORT",
+                                 fix="pass --workers as a comma-separated list such as 10.0.0.1:2222,10.0.0.2:2222")
+        if worker_index is None or not 0 <= worker_index < len(workers):
+            raise InputError(f"--worker-index {worker_index} does not name one of the {len(workers)} workers",
+                             fix=f"pass --worker-index between 0 and {len(workers) - 1}: this machine's position "
+                                 f"in --workers")
+        return Cluster(tuple(workers), worker_index)
+    raw = environment.get("TF_CONFIG")
+    if not raw:
+        return None
+    try:
+        config = json.loads(raw)
+        addresses = tuple(config["cluster"]["worker"])
+        index = int(config["task"]["index"])
+        task_type = config["task"].get("type", "worker")
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(f"TF_CONFIG is not valid ({error})",
+                         fix='set TF_CONFIG to {"cluster": {"worker": ["host:port", ...]}, '
+                             '"task": {"type": "worker", "index": N}}, or unset it') from None
+    if task_type != "worker":
+        raise InputError(f"TF_CONFIG task type {task_type!r} is not supported",
+                         fix="MultiWorkerMirroredStrategy needs every task to be a 'worker' (index 0 is the chief)")
+    return Cluster(addresses, index)
+
+
+@dataclass(frozen=True)
+class DistributedJob:
+    cluster: Cluster
+    model_builder: Callable[..., Any]
+    input_shape: tuple[int, ...]
+    model_options: dict
+    train_features: np.ndarray
+    train_labels: np.ndarray
+    train_sample_weights: np.ndarray
+    validation_features: np.ndarray
+    validation_labels: np.ndarray
+    epochs: int
+    batch_size: int             # per worker; the global batch is batch_size × workers
+    learning_rate: float
+    patience: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class DistributedResult:
+    weights: dict[str, list[np.ndarray]]
+    history: dict
+    replicas_in_sync: int
+    weights_fingerprint: str
+
+
+def train_multi_worker(job: DistributedJob, *, progress: Callable[[str], None] = print) -> DistributedResult:
+    """Train across the cluster in a child process; returns the trained weights by layer name."""
+    context = multiprocessing.get_context("spawn")
+    parent_end, child_end = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(child_end, job), daemon=True)
+    child.start()
+    child_end.close()
+    try:
+        while True:
+            try:
+                message = parent_end.recv()
+            except EOFError:
+                child.join()
+                raise RuntimeError(f"the multi-worker training process died (exit code {child.exitcode}); "
+                                   f"check that every worker in {', '.join(job.cluster.workers)} is running "
+                                   f"the same command") from None
+            if message[0] == "progress":
+                progress(message[1])
+            elif message[0] == "error":
+                child.join()
+                raise RuntimeError(f"multi-worker training failed: {message[1]}")
+            elif message[0] == "result":
+                child.join()
+                return message[1]
+    finally:
+        parent_end.close()
+
+
+def weights_fingerprint(weights: dict[str, list[np.ndarray]]) -> str:
+    """SHA-256 over every weight, by layer name: equal on every worker that trained one model together."""
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        for value in weights[name]:
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(value, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def _child_main(connection, job: DistributedJob) -> None:
+    os.environ["TF_CONFIG"] = json.dumps(job.cluster.tf_config())
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        connection.send(("result", _train(job, lambda text: connection.send(("progress", text)))))
+    except Exception as error:  # reported to the parent, which raises it
+        connection.send(("error", f"{type(error).__name__}: {error}"))
+    connection.close()
+
+
+def _train(job: DistributedJob, report: Callable[[str], None]) -> DistributedResult:
+    import tensorflow as tf
+    import tf_keras
+
+    from pipeline.stages.compress import weights_by_layer_name
+
+    tf_keras.utils.set_random_seed(job.seed)
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    replicas = strategy.num_replicas_in_sync
+    report(f"  worker {job.cluster.index} of {len(job.cluster.workers)} joined: {replicas} replicas in sync")
+    global_batch = job.batch_size * replicas
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+
+    def dataset(features, labels, weights=None, shuffle=False):
+        tensors = (features, labels.astype(np.float32)) + ((weights,) if weights is not None else ())
+        data = tf.data.Dataset.from_tensor_slices(tensors)
+        if shuffle:
+            data = data.shuffle(len(labels), seed=job.seed, reshuffle_each_iteration=True)
+        return data.batch(global_batch).prefetch(tf.data.AUTOTUNE).with_options(options)
+
+    with strategy.scope():
+        model = job.model_builder(tf_keras, job.input_shape, **job.model_options)
+        model.compile(optimizer=tf_keras.optimizers.Adam(job.learning_rate), loss="binary_crossentropy",
+                      metrics=[tf_keras.metrics.AUC(curve="PR", name="pr_auc"), tf_keras.metrics.AUC(name="roc_auc")])
+
+    class EpochLine(tf_keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            shown = "  ".join(f"{key} {logs[key]:.4f}" for key in ("loss", "val_loss", "val_pr_auc") if key in logs)
+            report(f"  epoch {epoch + 1}/{job.epochs}  {shown}")
+
+    stopper = tf_keras.callbacks.EarlyStopping(monitor="val_pr_auc", mode="max", patience=job.patience,
+                                               restore_best_weights=True)
+    history = model.fit(dataset(job.train_features, job.train_labels, job.train_sample_weights, shuffle=True),
+                        validation_data=dataset(job.validation_features, job.validation_labels),
+                        epochs=job.epochs, verbose=0, callbacks=[stopper, EpochLine()])
+    weights = weights_by_layer_name(model)
+    return DistributedResult(
+        weights=weights,
+        history={name: [float(v) for v in values] for name, values in history.history.items()},
+        replicas_in_sync=int(replicas), weights_fingerprint=weights_fingerprint(weights))
