@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from pipeline.metrics import Predictions, binary_quality, choose_threshold
 
@@ -34,12 +34,15 @@ class LiteRTModel:
     before every call, so one call never leaks into the next.
     """
 
-    def __init__(self, model_content: bytes, *, num_threads: int = 1, batch_size: int = 1024):
+    def __init__(self, model_content: bytes, *, num_threads: int = 1, batch_size: int = 1024,
+                 default_delegates: bool = True):
+        """default_delegates=False runs LiteRT's built-in kernels without XNNPACK."""
         self.model_content = model_content
         self.num_threads = num_threads
         self.batch_size = batch_size
-        self._interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
-        self._interpreter.allocate_tensors()
+        self.op_resolver = (OpResolverType.AUTO if default_delegates
+                            else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        self._interpreter = self._new_interpreter()
         detail = self._interpreter.get_input_details()[0]
         self.input_index = detail["index"]
         self.input_shape = tuple(int(d) for d in detail["shape"])
@@ -48,6 +51,12 @@ class LiteRTModel:
         self.input_quantization = detail.get("quantization", (0.0, 0))
         self._current_batch = self.input_shape[0]
         self.resizable = True
+
+    def _new_interpreter(self) -> Interpreter:
+        interpreter = Interpreter(model_content=self.model_content, num_threads=self.num_threads,
+                                  experimental_op_resolver_type=self.op_resolver)
+        interpreter.allocate_tensors()
+        return interpreter
 
     def _prepare(self, rows: np.ndarray) -> np.ndarray:
         if self.input_dtype == np.int8 or self.input_dtype == np.uint8:
@@ -78,8 +87,7 @@ class LiteRTModel:
             except (RuntimeError, ValueError):
                 # Fixed-batch model: fall back to one row at a time, for good.
                 self.resizable = False
-                self._interpreter = Interpreter(model_content=self.model_content, num_threads=self.num_threads)
-                self._interpreter.allocate_tensors()
+                self._interpreter = self._new_interpreter()
                 self._current_batch = self.input_shape[0]
                 outputs = []
         for row in features:
