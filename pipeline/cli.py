@@ -4,6 +4,8 @@
     edgeaudit run fraud                     the fraud domain on its embedded default data
     edgeaudit run all                       every domain on its embedded default data
     edgeaudit run fraud --data claims.csv --label FraudFound_P --sensitive Sex Age
+    edgeaudit dashboard --reports reports   the audit dashboard (Streamlit on localhost)
+    edgeaudit report reports/fraud/<run-id> a self-contained HTML report, written beside the run
 
 Exit codes: 0 success, 1 crash, 2 bad input (message, no traceback), 3 gate failed.
 """
@@ -103,6 +105,25 @@ def _parser() -> argparse.ArgumentParser:
     output = run.add_argument_group("output")
     output.add_argument("--out", dest="output_dir", default=defaults.output_dir, metavar="DIR",
                         help="reports folder; each run goes to DIR/<domain>/<run-id>/")
+
+    dashboard = commands.add_parser(
+        "dashboard", help="open the audit dashboard over a reports folder (Streamlit, on localhost)",
+        description="Start the Streamlit dashboard, headless, on 127.0.0.1, over every run in the reports folder. "
+                    "It only reads run folders: nothing in it trains or converts. Ctrl+C stops it.")
+    dashboard.add_argument("--reports", default=defaults.output_dir, metavar="DIR",
+                           help="the reports folder, what `edgeaudit run --out` wrote "
+                                f"(default: {defaults.output_dir})")
+    dashboard.add_argument("--port", type=int, default=None,
+                           help="port on 127.0.0.1 (default: 8501, or the next free port)")
+
+    report = commands.add_parser(
+        "report", help="write the self-contained HTML report of one run",
+        description="Verify a finished run against its manifest and write one HTML file holding its summary, "
+                    "model card and plots (embedded): it opens in any browser, without a server.")
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder, e.g. reports/fraud/<run-id>")
+    report.add_argument("--output", "-o", metavar="PATH", default=None,
+                        help="where to write the HTML (default: RUN_DIR.html beside the run folder; never inside "
+                             "it, since a finished run holds exactly what its manifest lists)")
     return parser
 
 
@@ -171,6 +192,61 @@ def _gate_summary(gate: dict) -> str:
     return "\n".join(lines)
 
 
+def _free_port(start: int = 8501, attempts: int = 100) -> int:
+    import socket
+
+    for port in range(start, start + attempts):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise InputError(f"no free port between {start} and {start + attempts - 1} on 127.0.0.1",
+                     fix="pass a free port with --port")
+
+
+def _dashboard(arguments: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipeline.reports_index import find_run_folders
+
+    reports = Path(arguments.reports).resolve()
+    if not reports.is_dir():
+        raise InputError(f"there is no reports folder at {reports}",
+                         fix="write a run first (`edgeaudit run fraud`), or pass --reports DIR with the folder "
+                             "`edgeaudit run --out DIR` wrote")
+    if arguments.port is not None and not 1 <= arguments.port <= 65535:
+        raise InputError(f"--port is {arguments.port}", fix="pass a port between 1 and 65535")
+    app = Path(__file__).resolve().parent.parent / "apps" / "dashboard.py"
+    if not app.is_file():
+        raise InputError(f"the dashboard app is not at {app}",
+                         fix="install EdgeAudit from its source folder (`pip install -e .` or `make test`)")
+    port = arguments.port or _free_port()
+    folders = find_run_folders(reports)
+    os.environ["EDGEAUDIT_REPORTS"] = str(reports)
+    print(f"EdgeAudit dashboard over {reports} ({len(folders)} run folder(s))", flush=True)
+    print(f"  Open http://127.0.0.1:{port}  (Ctrl+C to stop)", flush=True)
+
+    from streamlit.web import cli as streamlit_cli
+
+    result = streamlit_cli.main(
+        args=["run", str(app), "--server.headless", "true", "--server.address", "127.0.0.1",
+              "--server.port", str(port), "--browser.gatherUsageStats", "false",
+              "--server.fileWatcherType", "none", "--server.runOnSave", "false",
+              "--client.toolbarMode", "minimal"],
+        prog_name="streamlit", standalone_mode=False)
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def _report(arguments: argparse.Namespace) -> int:
+    from pipeline.static_report import write_report
+
+    target = write_report(arguments.run_dir, arguments.output)
+    print(f"Report: {target} ({target.stat().st_size / 1024:,.0f} KB, self-contained HTML)")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     arguments = _parser().parse_args(argv)
@@ -179,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
             return _list_domains()
         if arguments.command == "run":
             return _run(arguments)
+        if arguments.command == "dashboard":
+            return _dashboard(arguments)
+        if arguments.command == "report":
+            return _report(arguments)
     except InputError as error:
         print(f"edgeaudit: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -1,0 +1,209 @@
+"""Fairness: metrics by group with their intervals as error bars, the disparity figures,
+mitigation before and after, and what compression did to each group as a heatmap."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from common import estimate, fmt, guard, interval_of, load_json, pick_run, plots_matching, show_plot, value_of
+
+entry = pick_run("Fairness")
+if entry is None:
+    st.stop()
+
+audit = load_json(entry, "audit.json")
+if not audit:
+    st.info("This run has no audit (audit.json is not in its manifest).")
+    st.stop()
+
+settings = audit.get("settings") or {}
+by_group = audit.get("by_group") or {}
+models = [m for m in (settings.get("variants") or list(by_group)) if m in by_group] or list(by_group)
+reference = settings.get("reference") or (models[0] if models else None)
+ship = entry.ship_variant
+columns = settings.get("columns") or sorted({c for model in by_group.values() for c in (model or {})})
+gate_config = (entry.manifest.get("config") or {}).get("gate") or {}
+
+if not columns:
+    st.info("The audit of this run measured no groups.")
+    st.stop()
+
+column = st.selectbox("Sensitive column", columns, key="fairness_column")
+
+with guard("Metrics by group"):
+    st.subheader(f"Metrics by {column}")
+    metric_names = []
+    for model in models:
+        for cell in ((by_group.get(model) or {}).get(column) or {}).get("groups", {}).values():
+            for name in (cell.get("metrics") or {}):
+                if name not in metric_names and name != "positives":
+                    metric_names.append(name)
+    left, right = st.columns([1, 2])
+    metric_names = metric_names or ["tpr"]
+    metric = left.selectbox("Metric", metric_names, index=metric_names.index("tpr") if "tpr" in metric_names else 0,
+                            key="fairness_metric")
+    default_models = [m for m in (reference, ship) if m in models]
+    chosen = right.multiselect("Models", models, default=default_models or models[:1], key="fairness_models")
+    points, unmeasurable = [], []
+    for model in chosen:
+        for group, cell in (((by_group.get(model) or {}).get(column) or {}).get("groups") or {}).items():
+            if not cell.get("measurable", True) or not cell.get("metrics"):
+                if model == chosen[0]:
+                    unmeasurable.append({"group": group, "rows": cell.get("count"), "reason": cell.get("reason")})
+                continue
+            value = (cell["metrics"] or {}).get(metric)
+            low, high = interval_of(value)
+            if value_of(value) is None:
+                continue
+            points.append({"model": model, "group": str(group), "value": value_of(value), "low": low, "high": high,
+                           "rows": cell.get("count"), "estimate": estimate(value)})
+    if points:
+        frame = pd.DataFrame(points)
+        base = alt.Chart(frame).encode(x=alt.X("group:N", title=column, sort=None), xOffset="model:N",
+                                       color=alt.Color("model:N", title="model"))
+        bars = base.mark_rule(strokeWidth=2).encode(y=alt.Y("low:Q", title=metric), y2="high:Q")
+        dots = base.mark_point(filled=True, size=80).encode(
+            y="value:Q",
+            tooltip=["model", "group", "rows", alt.Tooltip("estimate:N", title=f"{metric} [95% interval]")])
+        st.altair_chart(alt.layer(bars, dots).properties(height=340), width="stretch")
+        st.caption(f"{metric} by group with bootstrap 95 % intervals ({settings.get('bootstrap_samples', '?')} "
+                   "resamples) as error bars.")
+        st.dataframe(frame.pivot_table(index="group", columns="model", values="estimate", aggfunc="first"),
+                     width="stretch")
+    else:
+        st.info(f"No measurable group for {metric} by {column}.")
+    if unmeasurable:
+        st.caption("Groups too small or one-class, left out:")
+        st.table(pd.DataFrame(unmeasurable))
+
+with guard("Disparities"):
+    st.subheader("Disparities")
+    limit = gate_config.get("max_equalized_odds_difference")
+    rows = []
+    for model, by_column in (audit.get("disparities") or {}).items():
+        values = (by_column or {}).get(column)
+        if not isinstance(values, dict):
+            continue
+        row = {"model": model + (" (shipped)" if model == ship else "")}
+        for name, cell in values.items():
+            if isinstance(cell, dict) and "value" in cell:
+                row[name.replace("_", " ")] = estimate(cell)
+        excluded = values.get("groups_excluded") or {}
+        row["groups left out"] = "; ".join(f"{g}: {r}" for g, r in excluded.items())
+        rows.append(row)
+    if rows:
+        st.table(pd.DataFrame(rows))
+        if limit is not None:
+            eod = value_of(((audit.get("disparities") or {}).get(ship) or {}).get(column, {}).get(
+                "equalized_odds_difference"))
+            verdict = "within" if eod is not None and eod <= limit else "above"
+            (st.success if verdict == "within" else st.error)(
+                f"`{ship}`: equalized odds difference by {column} is {fmt(eod)}, {verdict} the gate's limit {limit}.")
+    else:
+        st.caption("No disparity figures for this column.")
+
+with guard("Compression heatmap"):
+    st.subheader("What compression did to each group")
+    compression = audit.get("compression") or {}
+    change_metrics = []
+    for variant in compression.values():
+        for cell in ((variant or {}).get(column) or {}).get("groups", {}).values():
+            for name in (cell.get("changes") or {}):
+                if name not in change_metrics:
+                    change_metrics.append(name)
+    if not change_metrics:
+        st.caption("No compression comparison for this column.")
+    else:
+        change_metric = st.radio("Change of", change_metrics, horizontal=True, key="fairness_change_metric")
+        cells = []
+        for variant, by_column in compression.items():
+            for group, cell in (((by_column or {}).get(column) or {}).get("groups") or {}).items():
+                change = (cell.get("changes") or {}).get(change_metric) if cell.get("measurable", True) else None
+                if not isinstance(change, dict) or change.get("change") is None:
+                    cells.append({"variant": variant, "group": str(group), "change": None, "flagged": False,
+                                  "text": "n/a", "detail": cell.get("reason") or "not measurable"})
+                    continue
+                low, high = interval_of(change)
+                flagged = bool(change.get("flagged"))
+                cells.append({"variant": variant, "group": str(group), "change": change["change"], "flagged": flagged,
+                              "text": f"{change['change']:+.3f}" + (" ⚑" if flagged else ""),
+                              "detail": f"{change['change']:+.4f} [{fmt(low)}, {fmt(high)}]"
+                                        + (" flagged: the interval excludes 0" if flagged else "")})
+        frame = pd.DataFrame(cells)
+        extent = max(0.01, float(frame["change"].abs().max() or 0.01)) if frame["change"].notna().any() else 0.01
+        frame["ink"] = ["white" if abs(value) > 0.6 * extent else "black" for value in frame["change"].fillna(0)]
+        base = alt.Chart(frame).encode(x=alt.X("group:N", title=column, sort=None, axis=alt.Axis(labelAngle=-30)),
+                                       y=alt.Y("variant:N", title="variant", sort=None,
+                                               axis=alt.Axis(labelOverlap=False)))
+        heat = base.mark_rect(stroke="white").encode(
+            color=alt.Color("change:Q", title=f"Δ {change_metric}",
+                            scale=alt.Scale(scheme="redblue", domain=[-extent, extent], reverse=True)),
+            tooltip=["variant", "group", alt.Tooltip("detail:N", title=f"Δ {change_metric} [95% interval]")])
+        outline = base.transform_filter("datum.flagged").mark_rect(fill=None, stroke="black", strokeWidth=2.5)
+        text = base.mark_text(fontSize=11).encode(text="text:N", color=alt.Color("ink:N", scale=None))
+        st.altair_chart(alt.layer(heat, outline, text).properties(height=max(200, 44 * frame["variant"].nunique())),
+                        width="stretch")
+        flagged = frame[frame["flagged"]]
+        st.caption(f"Change of {change_metric} against the float model ({settings.get('reference', 'keras_float')}), "
+                   "per variant and group. ⚑ and a black frame: flagged, the paired-bootstrap 95 % interval "
+                   f"excludes 0 ({len(flagged)} cell(s) here).")
+        gaps = []
+        for variant, by_column in compression.items():
+            content = (by_column or {}).get(column) or {}
+            for name in ("tpr_gap_change", "fpr_gap_change"):
+                gap = content.get(name)
+                if isinstance(gap, dict):
+                    low, high = interval_of(gap)
+                    gaps.append({"variant": variant, "gap": name.replace("_change", "").replace("_", " "),
+                                 "float": fmt(gap.get("reference")), "variant value": fmt(gap.get("variant")),
+                                 "change": f"{gap['change']:+.4f}" if gap.get("change") is not None else "n/a",
+                                 "interval": f"[{fmt(low)}, {fmt(high)}]", "flagged": bool(gap.get("flagged"))})
+        if gaps:
+            with st.expander("Gap between groups, float vs each variant"):
+                st.table(pd.DataFrame(gaps))
+
+with guard("Mitigation"):
+    st.subheader("Mitigation: before and after")
+    mitigation = load_json(entry, "mitigation.json")
+    if not mitigation:
+        st.caption("This run has no mitigation.")
+    elif mitigation.get("status") not in (None, "ok"):
+        st.warning(f"Mitigation did not run: {mitigation.get('reason')}")
+    else:
+        before, after = mitigation.get("before") or {}, mitigation.get("after") or {}
+        st.markdown(f"Constraint **{mitigation.get('constraint')}**, objective {mitigation.get('objective')}, "
+                    f"fitted on the validation split by `{mitigation.get('sensitive_column')}`, measured on the test "
+                    "split (float model).")
+        rows = [{"measure": key, "before": fmt(value_of(before.get(key))), "after": fmt(value_of(after.get(key)))}
+                for key in dict.fromkeys([*before, *after]) if value_of(before.get(key)) is not None
+                or value_of(after.get(key)) is not None]
+        for col, values in (before.get("disparities") or {}).items():
+            for key, value in (values or {}).items():
+                if value_of(value) is not None:
+                    rows.append({"measure": f"{key.replace('_', ' ')} by {col}", "before": fmt(value_of(value)),
+                                 "after": fmt(value_of(((after.get("disparities") or {}).get(col) or {}).get(key)))})
+        st.table(pd.DataFrame(rows))
+        groups = []
+        for side, content in (("before", before), ("after", after)):
+            for group, cell in (((content.get("by_group") or {}).get(column)) or {}).items():
+                for name in ("tpr", "fpr"):
+                    if value_of((cell or {}).get(name)) is not None:
+                        groups.append({"when": side, "group": str(group), "rate": name.upper(),
+                                       "value": value_of(cell[name])})
+        if groups:
+            chart = alt.Chart(pd.DataFrame(groups)).mark_bar().encode(
+                x=alt.X("group:N", sort=None, title=column), xOffset=alt.XOffset("when:N", sort=["before", "after"]),
+                y=alt.Y("value:Q"), color=alt.Color("when:N", sort=["before", "after"]),
+                column=alt.Column("rate:N", title=None), tooltip=["when", "group", "rate",
+                                                                  alt.Tooltip("value:Q", format=".3f")])
+            st.altair_chart(chart.properties(height=260), width="content")
+        for note in mitigation.get("notes") or []:
+            st.caption(note)
+
+with st.expander("The run's own fairness plots"):
+    paths = [*plots_matching(entry, "fairness_"), *plots_matching(entry, "compression_heatmap"),
+             *plots_matching(entry, "mitigation")]
+    for path in paths:
+        show_plot(entry, path)
+    if not paths:
+        st.caption("This run has no fairness plots.")

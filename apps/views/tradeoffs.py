@@ -1,0 +1,133 @@
+"""Edge trade-offs: quality vs size vs latency of every variant, the Pareto front, sparsity,
+agreement with the float model, and the variant the gate judged for shipping."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from common import fmt, guard, load_json, pick_run, show_plot
+from pipeline import reports_index as index
+
+entry = pick_run("Edge trade-offs")
+if entry is None:
+    st.stop()
+
+metrics = load_json(entry, "metrics.json") or {}
+headline = metrics.get("headline_metric") or entry.headline_metric or "quality"
+rows = index.tradeoff_rows(entry.manifest, metrics, load_json(entry, "compression.json"), entry.gate)
+built = [row for row in rows if row["status"] == "ok"]
+ship = entry.ship_variant
+
+verdict = {True: "PASSED", False: "FAILED", None: "not recorded"}[entry.gate_passed]
+message = f"The gate judged **`{ship}`**, the variant chosen to ship: **{verdict}**."
+if entry.gate_passed is False:
+    st.error(message + " " + "; ".join(entry.gate_reasons))
+else:
+    st.success(message)
+
+for row in rows:
+    if row["status"] != "ok":
+        st.warning(f"Variant `{row['variant']}` was not built: {row['reason']}")
+
+with guard("The trade-off plot"):
+    st.subheader(f"{headline} against size and latency")
+    axes = {"file size (KB)": ("bytes", 1 / 1024), "gzip size (KB)": ("gzip_bytes", 1 / 1024),
+            "latency (ms, median, 1 thread)": ("latency_ms", 1.0)}
+    axis = st.radio("Horizontal axis", list(axes), horizontal=True, key="tradeoff_axis")
+    field, scale = axes[axis]
+    points = [row for row in built if row.get(field) is not None and row.get("headline") is not None]
+    larger = index.higher_is_better(headline)
+    front = index.pareto_flags([(row[field], row["headline"]) for row in points], (False, larger))
+    frame = pd.DataFrame([{
+        "variant": row["variant"], "x": row[field] * scale, headline: row["headline"],
+        "role": "shipped" if row["shipped"] else ("Pareto front" if on_front else "dominated"),
+        "Pareto": "on the front" if on_front else "dominated",
+        "size KB": (row["bytes"] or 0) / 1024, "latency ms": row["latency_ms"], "sparsity": row["sparsity"],
+        "same decisions": row["identical_decisions"],
+    } for row, on_front in zip(points, front)])
+    if frame.empty:
+        st.info("No variant has both a size and a quality measure.")
+    else:
+        base = alt.Chart(frame).encode(
+            x=alt.X("x:Q", title=axis, scale=alt.Scale(zero=False, padding=24)),
+            y=alt.Y(f"{headline}:Q", title=headline, scale=alt.Scale(zero=False, padding=24)))
+        dots = base.mark_point(filled=True, size=160).encode(
+            color=alt.Color("Pareto:N", scale=alt.Scale(domain=["on the front", "dominated"],
+                                                        range=["#1a73e8", "#9aa0a6"])),
+            shape=alt.Shape("role:N", scale=alt.Scale(domain=["shipped", "Pareto front", "dominated"],
+                                                      range=["diamond", "circle", "circle"]), legend=None),
+            tooltip=["variant", alt.Tooltip(f"{headline}:Q", format=".4f"), alt.Tooltip("size KB:Q", format=".1f"),
+                     alt.Tooltip("latency ms:Q", format=".4f"), alt.Tooltip("sparsity:Q", format=".2f"),
+                     alt.Tooltip("same decisions:Q", format=".4f"), "Pareto", "role"])
+        line = alt.Chart(frame[frame["Pareto"] == "on the front"].sort_values("x")).mark_line(
+            color="#1a73e8", strokeDash=[4, 3]).encode(x="x:Q", y=f"{headline}:Q")
+        labels = base.mark_text(align="left", dx=9, dy=-6, fontSize=11).encode(
+            text=alt.Text("label:N")).transform_calculate(
+            label="datum.variant + (datum.role == 'shipped' ? ' (shipped)' : '')")
+        layers = [line, dots, labels]
+        float_quality = ((metrics.get("keras_float") or {}).get("quality") or {}).get(headline)
+        if isinstance(float_quality, (int, float)):
+            layers.append(alt.Chart(pd.DataFrame({"y": [float_quality]})).mark_rule(
+                color="#d93025", strokeDash=[2, 2]).encode(y="y:Q", tooltip=[alt.Tooltip("y:Q", title="Keras float")]))
+        st.altair_chart(alt.layer(*layers).properties(height=380).interactive(), width="stretch")
+        st.caption("Dashed blue line: the Pareto front (no other variant is smaller or faster with an equal or "
+                   f"better {headline}); red dotted rule: the Keras float model; diamond: the shipped variant.")
+
+with guard("The variant table"):
+    st.subheader("Every variant, run in LiteRT")
+    table = pd.DataFrame([{
+        "variant": row["variant"], "shipped": row["shipped"], headline: row.get("headline"),
+        "size KB": None if row.get("bytes") is None else row["bytes"] / 1024,
+        "gzip KB": None if row.get("gzip_bytes") is None else row["gzip_bytes"] / 1024,
+        "size vs float32": row.get("ratio_to_float32"), "sparsity": row.get("sparsity"),
+        "latency ms": row.get("latency_ms"), "same decisions as float": row.get("identical_decisions"),
+        "changed decisions": row.get("changed_decisions"), "max score difference": row.get("max_score_difference"),
+        "Pareto (size, quality)": row["pareto_size"], "Pareto (size, latency, quality)": row["pareto_all"],
+        "status": row["status"] if row["status"] == "ok" else f"not built: {row['reason']}",
+    } for row in rows])
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        headline: st.column_config.NumberColumn(format="%.4f"),
+        "size KB": st.column_config.NumberColumn(format="%.1f"),
+        "gzip KB": st.column_config.NumberColumn(format="%.1f"),
+        "size vs float32": st.column_config.NumberColumn(format="%.3f"),
+        "sparsity": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+        "latency ms": st.column_config.NumberColumn(format="%.4f"),
+        "same decisions as float": st.column_config.NumberColumn(format="%.4f"),
+        "max score difference": st.column_config.NumberColumn(format="%.4f"),
+    })
+    keras = metrics.get("keras_float") or {}
+    if keras:
+        st.caption(f"Keras float model: {headline} {fmt(((keras.get('quality') or {}).get(headline)))}, "
+                   f"{fmt(keras.get('parameters'))} parameters, "
+                   f"latency {fmt((keras.get('latency') or {}).get('median_ms'))} ms "
+                   f"({keras.get('latency_call', '')}).")
+
+with guard("The latency and agreement charts"):
+    left, right = st.columns(2)
+    bars = pd.DataFrame([{"variant": row["variant"], "latency ms": row["latency_ms"],
+                          "same decisions as float": row["identical_decisions"], "sparsity": row["sparsity"]}
+                         for row in built])
+    if not bars.empty:
+        left.altair_chart(alt.Chart(bars).mark_bar().encode(
+            x=alt.X("latency ms:Q", title="median latency (ms)"),
+            y=alt.Y("variant:N", sort=None, axis=alt.Axis(labelOverlap=False)),
+            tooltip=["variant", alt.Tooltip("latency ms:Q", format=".4f")]).properties(
+            title="Latency (LiteRT, 1 thread)", height=28 * len(bars) + 40), width="stretch")
+        right.altair_chart(alt.Chart(bars).mark_bar(color="#34a853").encode(
+            x=alt.X("same decisions as float:Q", scale=alt.Scale(zero=False)),
+            y=alt.Y("variant:N", sort=None, axis=alt.Axis(labelOverlap=False)),
+            tooltip=["variant", alt.Tooltip("same decisions as float:Q", format=".4f"),
+                     alt.Tooltip("sparsity:Q", format=".2f")]).properties(
+            title="Agreement of decisions with the float model", height=28 * len(bars) + 40), width="stretch")
+
+with guard("The gate checks"):
+    st.subheader("Gate")
+    checks = entry.gate.get("checks") or []
+    st.table(pd.DataFrame([{"check": c.get("name"), "value": fmt(c.get("value")), "limit": fmt(c.get("limit")),
+                            "result": "pass" if c.get("passed") else "FAIL", "explanation": c.get("explanation")}
+                           for c in checks]))
+
+with st.expander("The run's own plots"):
+    shown = [show_plot(entry, path) for path in ("plots/tradeoff.png", "plots/latency.png")]
+    if not any(shown):
+        st.caption("This run has no trade-off plots.")

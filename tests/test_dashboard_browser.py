@@ -1,0 +1,101 @@
+"""End to end, in a real browser: `edgeaudit dashboard` on a free localhost port, headless
+Chromium (Debian's chromium + chromium-driver, via Selenium) clicks through every page,
+checks what is shown, picks a run, downloads the static report, and saves screenshots.
+
+Skipped, with the reason, where Chromium is not installed; `.ci/run` installs it."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import browser
+from tests.fixtures import runs as fixtures
+
+_missing = browser.missing_reason()
+pytestmark = pytest.mark.skipif(_missing is not None, reason=_missing or "")
+
+# (sidebar label, a text that only that page shows once drawn, more texts it must show)
+PAGES = [
+    ("Runs", "Unfinished or corrupt runs", [
+        "Finished runs", "Why gates failed", "int8: equalized odds difference by Age is 0.357 (limit 0.3)",
+        "5 run(s) cannot be shown. The other runs are not affected.",
+        "audit.json is not valid JSON", "models/int8.tflite is listed in the manifest but missing",
+        "gate.json: SHA-256 does not match the manifest", "manifest.json is not valid JSON",
+        "unfinished: the folder still has the .incomplete- prefix"]),
+    ("Compare runs", "Settings that differ", ["Run A", "Run B", "Gate checks", "Variants"]),
+    ("Edge trade-offs", "Every variant, run in LiteRT", [
+        "the variant chosen to ship", "Variant qat_int8 was not built: converter crashed (exit 139)",
+        "Dashed blue line: the Pareto front", "Latency (LiteRT, 1 thread)"]),
+    ("Fairness", "What compression did to each group", [
+        "Metrics by Sex", "Disparities", "Mitigation: before and after", "as error bars"]),
+    ("Explanations", "Local explanations, float and shipped model side by side", [
+        "Global importance (mean |SHAP|)", "keras_float (reference)", "int8 (shipped)"]),
+    ("Model card & downloads", "Edge models", [
+        "Report (HTML, self-contained)", "Whole run (zip)", "int8.tflite", "Model card: Fixture"]),
+]
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    """The dashboard over the standard fixture reports, and one headless Chromium on it."""
+    root = tmp_path_factory.mktemp("browser")
+    reports = root / "reports"
+    fixtures.write_standard_reports(reports)
+    downloads = root / "downloads"
+    downloads.mkdir()
+    log = root / "dashboard.log"
+    with browser.running_dashboard(reports, log) as url:
+        driver = browser.new_driver(downloads)
+        try:
+            yield {"url": url, "driver": driver, "log": log, "downloads": downloads,
+                   "screenshots": Path(os.environ.get("EDGEAUDIT_SCREENSHOTS") or root / "screenshots")}
+        finally:
+            driver.quit()
+
+
+def test_the_command_prints_the_address(session):
+    log = session["log"].read_text()
+    assert f"Open {session['url']}" in log and "10 run folder(s)" in log
+
+
+def test_click_through_every_page(session):
+    driver, url = session["driver"], session["url"]
+    driver.get(url)
+    browser.wait_for_text(driver, PAGES[0][1])
+    for label, marker, texts in PAGES:
+        browser.open_page(driver, label, expect=marker)
+        browser.wait_for_text(driver, *texts)
+        assert browser.exceptions_shown(driver) == [], label
+        shot = browser.screenshot(driver, session["screenshots"] / f"{label.split()[0].lower()}.png")
+        assert shot.stat().st_size > 10_000
+    print(f"screenshots in {session['screenshots']}")
+
+
+def test_pick_a_run_in_the_sidebar_and_keep_it_across_pages(session):
+    driver = session["driver"]
+    driver.get(session["url"])
+    browser.wait_for_text(driver, PAGES[0][1])
+    browser.open_page(driver, "Explanations", expect="Local explanations")
+    browser.choose(driver, "run_picker", "sentiment")
+    browser.wait_for_text(driver, "Tokens that push the score", "battery", "Red raises the score")
+    assert "<b>again</b>" in browser.page_text(driver)  # text from the data is shown, never run as HTML
+    browser.wait_until_idle(driver)
+    browser.screenshot(driver, session["screenshots"] / "explanations-text.png")
+    browser.open_page(driver, "Edge trade-offs", expect="Every variant, run in LiteRT")
+    browser.wait_for_text(driver, "sentiment · run 20261121-080000-seed0-cccccc", "roc_auc against size and latency")
+    browser.open_page(driver, "Fairness", expect="What compression did to each group")
+    browser.choose(driver, "fairness_column", "Age")
+    browser.wait_for_text(driver, "Metrics by Age", "8 rows, fewer than min_group_size=20")
+    assert browser.exceptions_shown(driver) == []
+
+
+def test_download_the_static_report(session):
+    driver, downloads = session["driver"], session["downloads"]
+    driver.get(session["url"])
+    browser.wait_for_text(driver, PAGES[0][1])
+    browser.open_page(driver, "Model card & downloads", expect="Report (HTML, self-contained)")
+    browser.click_button(driver, "download_report")
+    report = browser.wait_for_download(downloads, "*.html")
+    page = report.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "EdgeAudit report" in page and "data:image/png;base64," in page
