@@ -102,6 +102,13 @@ def _parser() -> argparse.ArgumentParser:
                       help="largest equalized-odds difference of the shipped variant, per sensitive column")
     gate.add_argument("--max-gap-widening", type=float, default=gate_defaults.max_gap_widening,
                       help="largest widening of a TPR/FPR gap between groups caused by compression")
+    cluster = run.add_argument_group("several machines (tf.distribute.MultiWorkerMirroredStrategy)")
+    cluster.add_argument("--workers", default=None, metavar="HOST:PORT,HOST:PORT",
+                         help="every worker's address, the same list on every machine; without it, TF_CONFIG "
+                              "set by a cluster manager is used if present")
+    cluster.add_argument("--worker-index", type=int, default=None, metavar="I",
+                         help="this machine's position in --workers; 0 is the chief, the only one that writes "
+                              "the report")
     output = run.add_argument_group("output")
     output.add_argument("--out", dest="output_dir", default=defaults.output_dir, metavar="DIR",
                         help="reports folder; each run goes to DIR/<domain>/<run-id>/")
@@ -144,6 +151,8 @@ def _config(arguments: argparse.Namespace, domain: str) -> RunConfig:
         gate=GateThresholds(max_quality_drop=arguments.max_quality_drop,
                             max_equalized_odds_difference=arguments.max_equalized_odds_difference,
                             max_gap_widening=arguments.max_gap_widening),
+        workers=tuple(a.strip() for a in arguments.workers.split(",") if a.strip()) if arguments.workers else (),
+        worker_index=arguments.worker_index,
     )
     return (config.quick_version() if arguments.quick else config).validate()
 
@@ -178,8 +187,16 @@ def _run(arguments: argparse.Namespace) -> int:
     for config in configs:
         print(f"== {config.domain}{' (quick)' if config.quick else ''} ==", flush=True)
         outcome = run_pipeline(config)
+        if outcome.run_dir is None:  # a worker other than the chief
+            print(f"Worker {outcome.manifest['worker']} done: trained with {outcome.manifest['replicas_in_sync']} "
+                  f"replicas; weights fingerprint {outcome.manifest['weights_fingerprint']}. "
+                  f"The chief (worker 0) writes the report.")
+            continue
         print(_gate_summary(outcome.gate))
         print(f"Report: {outcome.run_dir}")
+        if outcome.manifest.get("distributed"):
+            print(f"Trained on {len(outcome.manifest['distributed']['workers'])} workers; weights fingerprint "
+                  f"{outcome.manifest['distributed']['weights_fingerprint']}")
         if not outcome.gate["passed"]:
             exit_code = EXIT_GATE_FAILED
     return exit_code

@@ -227,7 +227,8 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
                           headline_metric=domain.headline_metric, qualities=qualities,
                           audit=audit)
         folder.write_json(artifacts.GATE, gate, role="gate")
-        manifest = _manifest(config, domain, data, runtime, variants, evaluations, gate, run_id=folder.run_id)
+        manifest = _manifest(config, domain, data, runtime, variants, evaluations, gate, run_id=folder.run_id,
+                             distributed=trained.distributed)
         card = report_stage.model_card(
             manifest=manifest, metrics=metrics, compression={n: v.summary() for n, v in variants.items()},
             audit=audit, mitigation=mitigation, explanation=explanation, gate=gate, analyses=analyses,
@@ -284,7 +285,8 @@ def _add_ratios(evaluations: dict[str, dict], keras_latency: dict) -> None:
         evaluation["latency"]["ratio_to_keras"] = evaluation["latency"]["median_ms"] / keras_latency["median_ms"]
 
 
-def _manifest(config, domain, data, runtime, variants, evaluations, gate, *, run_id: str) -> dict:
+def _manifest(config, domain, data, runtime, variants, evaluations, gate, *, run_id: str,
+              distributed: dict | None = None) -> dict:
     entries = []
     for name, result in variants.items():
         entry = {"name": name, "status": result.status, "reason": result.reason}
@@ -325,6 +327,7 @@ def _manifest(config, domain, data, runtime, variants, evaluations, gate, *, run
             "model_inputs": len(data.feature_names),
         },
         "ship_variant": config.ship_variant,
+        "distributed": distributed,
         "gate": {"passed": gate["passed"], "failed_checks": [c["name"] for c in gate["checks"] if not c["passed"]]},
         "variants": entries,
     }
