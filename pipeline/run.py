@@ -202,7 +202,8 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
             validation_groups=data.validation.groups, test_labels=data.test.labels,
             test_scores=float_predictions.scores, test_groups=data.test.groups, seed=config.seed)
         folder.write_json(artifacts.MITIGATION, mitigation, role="mitigation")
-        for name, figure in audit_stage.audit_figures(audit, mitigation, ship_variant=config.ship_variant).items():
+        shipped = config.ship_variant if config.ship_variant in evaluations else None  # None: not built
+        for name, figure in audit_stage.audit_figures(audit, mitigation, ship_variant=shipped).items():
             folder.write_figure(name, figure)
         for name, summary in audit["summary"].items():
             progress(f"  {name:14s} equalized odds difference "

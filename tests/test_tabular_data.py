@@ -517,3 +517,18 @@ def test_labels_written_as_floats_and_duplicate_names(tmp_path):
     assert data.positive_class == "label = 1"
     assert any("0/1, 1 = positive" in note for note in data.source.notes)
     assert any("column name 'amount' appears 2 times" in note for note in data.source.notes)
+
+
+def test_an_identifier_column_is_dropped_also_when_subsampling(tmp_path):
+    """A row number is consecutive in the file but not in a subsample: judge it on every row."""
+    from pipeline.data.fraud_generator import generate_transactions
+    from pipeline.data.tabular import load_tabular
+
+    frame = generate_transactions(rows=3000, seed=3)
+    frame.insert(0, "row_number", range(1, len(frame) + 1))
+    path = tmp_path / "with_ids.csv"
+    frame.to_csv(path, index=False)
+    data = load_tabular(str(path), label_column="is_fraud", sensitive_columns=("sex",), seed=0, min_group_size=5,
+                        max_rows=1000)
+    assert not any(name.startswith("row_number") for name in data.feature_names)
+    assert any("dropped identifier-like column 'row_number'" in note for note in data.source.notes)

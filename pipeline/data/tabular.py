@@ -742,6 +742,15 @@ def load_tabular(
         notes.extend(group_notes)
     first_group = groups[sensitive[0]]
 
+    # identifier-like columns, judged on every row: a subsample breaks a consecutive run
+    identifiers = {}
+    for column in frame.columns:
+        if column != label_column and column not in sensitive:
+            col_kind, decimal, _ = _column_kind(frame[column], decimal_comma=(delimiter == ";"))
+            reason = _identifier_reason(column, frame[column], col_kind, decimal)
+            if reason:
+                identifiers[column] = reason
+
     # subsample
     if max_rows is not None and len(frame) > max_rows:
         strata = _strata(labels, first_group)
@@ -775,11 +784,10 @@ def load_tabular(
     decimals: dict[str, str] = {}
     for column in candidates:
         series = frame[column]
-        col_kind, decimal, unparsed = _column_kind(series, decimal_comma=(delimiter == ";"))
-        reason = _identifier_reason(column, series, col_kind, decimal)
-        if reason and column not in sensitive:
-            notes.append(f"dropped identifier-like column {column!r}: {reason}")
+        if column in identifiers:
+            notes.append(f"dropped identifier-like column {column!r}: {identifiers[column]}")
             continue
+        col_kind, decimal, unparsed = _column_kind(series, decimal_comma=(delimiter == ";"))
         present = series[series.notna()]
         if present.size == len(series) and _category_series(present).nunique() == 1:
             notes.append(f"dropped constant column {column!r}: every row holds {_category_text(present.iloc[0])!r}")
