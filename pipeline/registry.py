@@ -10,6 +10,7 @@ from pipeline.errors import InputError
 # name -> "module:ClassName"; imported on first use so `edgeaudit domains` stays fast.
 _DOMAINS: dict[str, str] = {
     "fraud": "pipeline.domains.fraud:FraudDomain",
+    "sentiment": "pipeline.domains.sentiment:SentimentDomain",
     "maintenance": "pipeline.domains.maintenance:MaintenanceDomain",
     "imaging": "pipeline.domains.imaging:ImagingDomain",
 }
