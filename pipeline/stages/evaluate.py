@@ -128,10 +128,12 @@ def measure_keras_latency(predict_one: Callable[[np.ndarray], object], example: 
 
 
 def weight_sparsity(model_content: bytes) -> dict:
-    """Share of exact zeros in the file's constant weight tensors of rank ≥ 2.
+    """Share of zero weights in the file's constant weight tensors of rank ≥ 2.
 
     Read from the flatbuffer itself (buffers with data are the constants), so it measures
-    what ships, not what the training framework believed.
+    what ships, not what the training framework believed. A quantized weight is zero when
+    it equals its tensor's zero point (per channel where the scales are per channel): an
+    int8 embedding table, for one, stores zero as a nonzero integer.
     """
     model = schema.Model.GetRootAs(model_content, 0)
     zeros = total = 0
@@ -154,10 +156,23 @@ def weight_sparsity(model_content: bytes) -> dict:
             else:
                 continue
             seen_buffers.add(buffer_index)
-            values = np.frombuffer(data, dtype=dtype)
-            zeros += int((values == 0).sum())
+            values = np.frombuffer(data, dtype=dtype).reshape(tensor.ShapeAsNumpy())
+            zeros += int((values == _zero_of(tensor, values)).sum())
             total += int(values.size)
     return {"weights": total, "zero_weights": zeros, "sparsity": round(zeros / total, 4) if total else None}
+
+
+def _zero_of(tensor, values: np.ndarray):
+    """The stored value that means 0.0: the zero point(s) for quantized integers, else 0."""
+    quantization = tensor.Quantization()
+    if not np.issubdtype(values.dtype, np.integer) or quantization is None or quantization.ZeroPointLength() == 0:
+        return 0
+    zero_points = quantization.ZeroPointAsNumpy()
+    if zero_points.size == 1:
+        return zero_points[0]
+    shape = [1] * values.ndim
+    shape[quantization.QuantizedDimension()] = zero_points.size
+    return zero_points.reshape(shape)
 
 
 def file_sizes(model_content: bytes) -> dict:
