@@ -18,6 +18,7 @@ import streamlit as st
 
 from pipeline import reports_index as index
 from pipeline.reports_index import RunEntry
+from pipeline.reports_index import format_value as fmt
 
 REPORTS_ENV = "EDGEAUDIT_REPORTS"
 _PICKED = "edgeaudit_run"          # the picked run's key, kept across pages
@@ -165,18 +166,6 @@ def show_plot(entry: RunEntry, relative: str, caption: str | None = None) -> boo
 
 def plots_matching(entry: RunEntry, prefix: str) -> list[str]:
     return [path for path in index.plots(entry) if path.startswith(f"plots/{prefix}")]
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def estimate(cell: Any, digits: int = 3) -> str:

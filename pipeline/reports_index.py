@@ -497,3 +497,16 @@ def config_differences(a: dict, b: dict) -> list[dict]:
         if first.get(key) != second.get(key):
             differences.append({"setting": key, "a": first.get(key), "b": second.get(key)})
     return differences
+
+
+def format_value(value: Any, digits: int = 4) -> str:
+    """A value for a table cell: n/a, yes/no, 1,234 or 0.1234."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)

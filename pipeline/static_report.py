@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pipeline.artifacts import GATE, METRICS, COMPRESSION, MODEL_CARD_HTML, MODEL_CARD_MARKDOWN
 from pipeline.errors import InputError
-from pipeline.reports_index import RunEntry, plots, read_bytes, read_json, tradeoff_rows, verify_run
+from pipeline.reports_index import RunEntry, format_value, plots, read_bytes, read_json, tradeoff_rows, verify_run
 
 _STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:.9em}
@@ -43,18 +43,6 @@ def _escape(value) -> str:
 
 def _data_uri(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _fmt(value, digits: int = 4) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def _table(headers: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
@@ -120,7 +108,7 @@ def render(entry: RunEntry) -> str:
     checks = [c for c in gate.get("checks") or [] if isinstance(c, dict)]
     if checks:
         out.append(_table(["check", "value", "limit", "result", "explanation"], [
-            [_escape(c.get("name")), _fmt(c.get("value")), _fmt(c.get("limit")),
+            [_escape(c.get("name")), format_value(c.get("value")), format_value(c.get("limit")),
              "pass" if c.get("passed") else "<strong>FAIL</strong>", _escape(c.get("explanation"))] for c in checks],
             numeric={1, 2}))
 
@@ -133,11 +121,11 @@ def render(entry: RunEntry) -> str:
             table_rows.append([name, f"not built: {_escape(row['reason'])}", *[""] * 7])
             continue
         table_rows.append([
-            name, _fmt(row["headline"]),
+            name, format_value(row["headline"]),
             "n/a" if row["bytes"] is None else f"{row['bytes'] / 1024:.1f} KB",
             "n/a" if row["gzip_bytes"] is None else f"{row['gzip_bytes'] / 1024:.1f} KB",
-            _fmt(row["sparsity"], 2), "n/a" if row["latency_ms"] is None else f"{row['latency_ms']:.4f} ms",
-            _fmt(row["identical_decisions"]), "yes" if row["pareto_size"] else "",
+            format_value(row["sparsity"], 2), "n/a" if row["latency_ms"] is None else f"{row['latency_ms']:.4f} ms",
+            format_value(row["identical_decisions"]), "yes" if row["pareto_size"] else "",
             "yes" if row["pareto_all"] else ""])
     out.append(_table(["variant", _escape(headline), "size", "gzip", "sparsity", "latency (median)",
                        "same decisions as float", "Pareto: size vs quality", "Pareto: size, latency, quality"],
@@ -163,7 +151,7 @@ def render(entry: RunEntry) -> str:
     out.append("<h2>Artifacts</h2><p class=\"note\">Every file of the run folder, as the manifest lists it; "
                "the <code>.tflite</code> files and the whole run are in the run folder.</p>")
     out.append(_table(["path", "role", "bytes", "SHA-256"], [
-        [f"<code>{_escape(path)}</code>", _escape(record.get("role")), _fmt(record.get("bytes")),
+        [f"<code>{_escape(path)}</code>", _escape(record.get("role")), format_value(record.get("bytes")),
          f"<code>{_escape(record.get('sha256'))}</code>"] for path, record in sorted(entry.artifacts.items())],
         numeric={2}))
     out.append("</body></html>")

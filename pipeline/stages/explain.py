@@ -330,12 +330,7 @@ def explain_tabular(
     setup_start = time.perf_counter()
     shap = _import_shap()
 
-    if not predict_functions:
-        raise ValueError("predict_functions is empty")
-    names = [str(n) for n in predict_functions]
-    reference = names[0] if reference is None else str(reference)
-    if reference not in names:
-        raise ValueError(f"reference {reference!r} is not one of the models {names}")
+    names, reference = model_names_and_reference(predict_functions, reference)
     if int(permutations) < 1:
         raise ValueError("permutations must be at least 1")
     if int(max_background) < 1:
@@ -479,6 +474,17 @@ def explain_tabular(
             "column_values": column_values,
         },
     }
+
+
+def model_names_and_reference(predict_functions: dict, reference: str | None) -> tuple[list[str], str]:
+    """The models' names, and the reference they are compared with (default: the first)."""
+    if not predict_functions:
+        raise ValueError("predict_functions is empty")
+    names = [str(n) for n in predict_functions]
+    reference = names[0] if reference is None else str(reference)
+    if reference not in names:
+        raise ValueError(f"reference {reference!r} is not one of the models {names}")
+    return names, reference
 
 
 def without_arrays(explanation: dict) -> dict:

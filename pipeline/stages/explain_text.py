@@ -54,7 +54,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from pipeline.data.text import encode_texts, token_spans
-from pipeline.stages.explain import _CountingPredict, _import_shap, _num, _spearman, _top
+from pipeline.stages.explain import _CountingPredict, _import_shap, _num, _spearman, _top, model_names_and_reference
 
 MASK = "\ue000"
 MAX_EVALS_CAP = 600
@@ -159,12 +159,7 @@ def explain_texts(
     max_evals: masked texts per explained text; None -> default_max_evals(tokens)."""
     setup_start = time.perf_counter()
     shap = _import_shap()
-    if not predict_functions:
-        raise ValueError("predict_functions is empty")
-    names = [str(n) for n in predict_functions]
-    reference = names[0] if reference is None else str(reference)
-    if reference not in names:
-        raise ValueError(f"reference {reference!r} is not one of the models {names}")
+    names, reference = model_names_and_reference(predict_functions, reference)
     texts = [visible_text(spec, str(t)) for t in texts]
     row_ids = [int(r) for r in row_ids]
     if len(row_ids) != len(texts) or not texts:
