@@ -63,17 +63,21 @@ CASES = {
 }
 
 
-def run_case(name: str) -> dict:
-    case = CASES[name]
-    out = RUNS / name
-    command = [sys.executable, "-m", "pipeline", "run", case["domain"], *case["arguments"], "--out", str(out)]
+def _run_edgeaudit(label: str, domain: str, arguments: list[str], out: Path) -> tuple[float, int, Path]:
+    """Run `edgeaudit run` in a subprocess: (wall seconds, exit code, the run folder it wrote)."""
+    command = [sys.executable, "-m", "pipeline", "run", domain, *arguments, "--out", str(out)]
     print("$", " ".join(command), flush=True)
     started = time.monotonic()
     completed = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     wall = time.monotonic() - started
-    if completed.returncode not in (0, 3):
-        raise SystemExit(f"{name}: edgeaudit exited with {completed.returncode}")
-    run_dir = max((out / case["domain"]).iterdir(), key=lambda p: p.name)
+    if completed.returncode not in (0, 3):  # 3: the gate failed, the report is still written
+        raise SystemExit(f"{label}: edgeaudit exited with {completed.returncode}")
+    return wall, completed.returncode, max((out / domain).iterdir(), key=lambda p: p.name)
+
+
+def run_case(name: str) -> dict:
+    case = CASES[name]
+    wall, exit_code, run_dir = _run_edgeaudit(name, case["domain"], case["arguments"], RUNS / name)
     read = lambda file: json.loads((run_dir / file).read_text())  # noqa: E731
     manifest, metrics, explanations = read("manifest.json"), read("metrics.json"), read("explanations.json")
     headline = metrics["headline_metric"]
@@ -105,7 +109,7 @@ def run_case(name: str) -> dict:
                              *[a.replace(str(SHARED.parent), "../shared") for a in case["arguments"]]]),
         "measured_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "device": manifest["runtime"]["device"]},
-        "exit_code": completed.returncode,
+        "exit_code": exit_code,
         "gate_passed": manifest["gate"]["passed"],
         "wall_seconds": round(wall, 1),
         "stage_seconds": manifest["stage_seconds"],
@@ -285,16 +289,10 @@ def run_scaling() -> dict:
         data = folder / f"transactions_{factor}x.csv"
         generate_transactions(rows=rows, seed=0).to_csv(data, index=False)
         out = folder / f"reports_{factor}x"
-        command = [sys.executable, "-m", "pipeline", "run", "fraud", "--data", str(data), "--label", "is_fraud",
-                   "--sensitive", "sex", "age", "--out", str(out)]
-        print("$", " ".join(command), flush=True)
-        started = time.monotonic()
-        completed = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        wall = time.monotonic() - started
-        if completed.returncode not in (0, 3):
-            raise SystemExit(f"scaling {factor}x: edgeaudit exited with {completed.returncode}")
-        manifest = json.loads((max((out / "fraud").iterdir(), key=lambda p: p.name) / "manifest.json").read_text())
-        training = json.loads((max((out / "fraud").iterdir(), key=lambda p: p.name) / "training.json").read_text())
+        wall, _, run_dir = _run_edgeaudit(f"scaling {factor}x", "fraud",
+                                          ["--data", str(data), "--label", "is_fraud", "--sensitive", "sex", "age"], out)
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        training = json.loads((run_dir / "training.json").read_text())
         sizes.append({"factor": factor, "rows": rows, "wall_seconds": round(wall, 1),
                       "stage_seconds": manifest["stage_seconds"], "peak_memory_mb": manifest["peak_memory_mb"],
                       "training_epochs": training["epochs_run"],

@@ -124,9 +124,9 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
             runtime=runtime, epochs=config.epochs, progress=progress, cluster=cluster)
         progress(f"  best epoch {trained.best_epoch} of {trained.epochs_run}, {trained.seconds:.1f} s")
         predict_float = batched_predict_function(trained.model)
-        float_threshold = choose_threshold(data.validation.labels, predict_float(validation_x))
-        float_predictions = Predictions(predict_float(test_x), float_threshold)
         float_validation_scores = predict_float(validation_x)
+        float_threshold = choose_threshold(data.validation.labels, float_validation_scores)
+        float_predictions = Predictions(predict_float(test_x), float_threshold)
         folder.write_json(artifacts.TRAINING, {**trained.summary(), "runtime": runtime.to_json(),
                                                "model_options": model_options, "input_shape": input_shape},
                           role="training")
