@@ -169,7 +169,14 @@ def _delegate_latency(run_dir: Path, case: dict) -> dict:
 
 
 def _explainer_comparison(run_dir: Path, case: dict, rows: int = 20, background_rows: int = 50) -> dict:
-    """Our explainer vs SHAP's KernelExplainer on the same model, rows and background."""
+    """Our explainer vs SHAP's KernelExplainer on the same model, rows and background.
+
+    Tabular: KernelExplainer on the encoded inputs, summed per original column. Images,
+    windows and text: both explain the same Shapley game over the same players
+    (`_explainer_comparison_players`).
+    KernelExplainer runs without feature selection (l1_reg=False): shap 0.51's default,
+    "num_features(10)", would give every player but ten a value of exactly 0.
+    """
     import numpy as np
     import shap
 
@@ -177,9 +184,10 @@ def _explainer_comparison(run_dir: Path, case: dict, rows: int = 20, background_
     from pipeline.stages.explain import explain_tabular
 
     domain, data = _case_data(case)
-    if domain.modality != "tabular":
-        return {}
     preprocessing = json.loads((run_dir / "models" / "preprocessing.json").read_text())
+    if domain.modality != "tabular":
+        return _explainer_comparison_players(run_dir, domain, data, preprocessing, rows=rows,
+                                             background_rows=background_rows)
     rng = np.random.default_rng(0)
     train = domain.encode(preprocessing, data.train.raw)
     test = domain.encode(preprocessing, data.test.raw)
@@ -193,7 +201,7 @@ def _explainer_comparison(run_dir: Path, case: dict, rows: int = 20, background_
     columns = ours["feature_columns"]
     ours_values = np.asarray(ours["_arrays"]["shap_values"]["float32"])
     started = time.monotonic()
-    kernel = shap.KernelExplainer(predict, background).shap_values(test[row_ids], silent=True)
+    kernel = shap.KernelExplainer(predict, background).shap_values(test[row_ids], l1_reg=False, silent=True)
     kernel_seconds = time.monotonic() - started
     kernel = np.asarray(kernel).reshape(len(row_ids), -1)
     kernel_values = np.stack([kernel[:, data.feature_groups[c]].sum(axis=1) for c in columns], axis=1)
@@ -205,7 +213,7 @@ def _explainer_comparison(run_dir: Path, case: dict, rows: int = 20, background_
         "chosen": {"explainer": ours["explainer"], "players": "original columns (one-hot blocks masked together)",
                    "seconds": round(ours_seconds, 3), "one_off_setup_seconds": ours.get("setup_seconds")},
         "kernel": {"explainer": "shap.KernelExplainer", "players": "encoded inputs, summed per column",
-                   "seconds": round(kernel_seconds, 3)},
+                   "nsamples": "auto (2 * inputs + 2048)", "l1_reg": False, "seconds": round(kernel_seconds, 3)},
         "speedup": round(kernel_seconds / ours_seconds, 2) if ours_seconds else None,
         "agreement": {
             "pearson_per_value": float(np.corrcoef(ours_values.ravel(), kernel_values.ravel())[0, 1]),
@@ -213,6 +221,260 @@ def _explainer_comparison(run_dir: Path, case: dict, rows: int = 20, background_
             "mean_abs_difference": float(np.abs(ours_values - kernel_values).mean()),
             "mean_abs_value": float(np.abs(ours_values).mean()),
         },
+    }
+
+
+# The modalities with a same-player comparison. Its cost: KernelExplainer evaluates about
+# 2M + 2048 coalitions per row (M players; all 2^M - 2 when fewer), each one model row per
+# background row. Measured on quick runs (2 shared CPU cores, LiteRT): 20 images (64 players)
+# about 8 s, 20 windows (70 cells, 50 background windows) about 12 s, 20 texts about 5 s.
+PLAYER_COMPARISON_MODALITIES = ("image", "window", "text")
+
+
+def _explainer_comparison_players(run_dir: Path, domain, data, preprocessing: dict, *,
+                                  rows: int = 20, background_rows: int = 50) -> dict:
+    """Our explainer vs KernelExplainer on the SAME players, for images, windows and text.
+
+    Our explainer runs through the domain's own `explain` hook (the pipeline's call). For
+    each explained row with M players, KernelExplainer explains a coalition function
+    f(z), z in {0, 1}^M: player on -> the row's values, off -> what our explainer puts in
+    its place (the reference image's region; a background window's cell, averaged over
+    the same background windows; the text masker's removal of the token), at z = ones(M)
+    against the background zeros((1, M)) (every player off). Both thus estimate the same
+    game: ours by shap's permutation sampling (text: PartitionExplainer's Owen values over
+    shap's token tree), KernelExplainer by its weighted regression.
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from pipeline.stages.evaluate import LiteRTModel
+
+    modality = domain.modality
+    if modality not in PLAYER_COMPARISON_MODALITIES:
+        return {"not_compared": f"no same-player comparison is defined for the {modality!r} modality"}
+    # The shipped spec (what the .tflite was trained with), not a re-fit of it.
+    data = dataclasses.replace(data, preprocessing=preprocessing)
+    rng = np.random.default_rng(0)
+    train = domain.encode(preprocessing, data.train.raw)
+    test = domain.encode(preprocessing, data.test.raw)
+    background = train[rng.choice(len(train), min(background_rows, len(train)), replace=False)]
+    row_ids = sorted(rng.choice(len(test), min(rows, len(test)), replace=False).tolist())
+    lite = LiteRTModel((run_dir / "models" / "float32.tflite").read_bytes())
+    ours = domain.explain(predict_functions={"float32": lite.predict}, data=data, background=background,
+                          rows=test[row_ids], row_ids=row_ids, local_row_ids=[], seed=0, reference="float32")
+    model = ours["models"]["float32"]
+    settings = ours["settings"]
+    result = {
+        "rows": len(row_ids), "model": "float32.tflite in LiteRT",
+        "chosen": {"explainer": ours["explainer"], "seconds": round(model["seconds"], 3),
+                   "one_off_setup_seconds": ours.get("setup_seconds"), "model_rows": model["predict_rows"]},
+    }
+    if modality == "text":
+        from pipeline.stages.explain_text import visible_text
+
+        texts = [visible_text(preprocessing, str(t))
+                 for t in np.asarray(data.test.raw, dtype=object)[np.asarray(row_ids, dtype=np.int64)]]
+        comparison = _kernel_on_tokens(ours, texts, preprocessing, lite.predict)
+        result.update(
+            players=comparison.pop("players"), background_rows=None,
+            background="a hidden token is removed from the text (no background rows; all hidden: the empty text)",
+            game="v(S) = f(the text with the tokens outside S removed), as shap's Text masker builds it")
+        result["chosen"].update(players="the tokens of the shipped tokenizer (PartitionExplainer: Owen values over "
+                                        "shap's token tree)", max_evals=settings.get("max_evals"),
+                                max_evals_used=settings.get("max_evals_used"))
+        result["note"] = ("same game and players, not the same attribution: PartitionExplainer gives Owen values "
+                          "(coalitions follow shap's token tree), KernelExplainer Shapley values (exact up to 11 "
+                          "tokens), so part of the difference is by design, not estimation noise")
+    else:
+        shape = test.shape[1:]
+        columns = ours["feature_columns"]
+        if modality == "image":
+            groups = data.feature_groups
+        else:
+            from pipeline.stages.explain_window import window_cells
+
+            groups = window_cells(ours["window_cells"]["sensors"], shape[0], len(ours["window_cells"]["blocks"]))
+        if list(groups) != list(columns):
+            raise ValueError("the players of our explanation differ from the comparison's")
+        if modality == "image":
+            from pipeline.stages.explain_image import reference_image
+
+            masked_by = reference_image(background).reshape(1, -1)
+            result.update(background_rows=len(background),
+                          background=f"one reference image: the box-blurred mean of {len(background)} training "
+                                     f"images (explain_image.reference_image)",
+                          game="v(S) = f(the image, regions outside S taken from the reference image)")
+        else:
+            if settings["background_rows"] != len(background):
+                raise ValueError(f"our explainer used {settings['background_rows']} of {len(background)} background "
+                                 f"windows; the comparison needs all of them")
+            masked_by = background.reshape(len(background), -1)
+            result.update(background_rows=len(background),
+                          background=f"{len(background)} training windows (interventional: a masked cell comes from "
+                                     f"each of them, the value is the mean)",
+                          game="v(S) = mean over background windows b of f(the window, cells outside S from b)")
+        comparison = _kernel_on_groups(np.asarray(ours["_arrays"]["shap_values"]["float32"]),
+                                       test[row_ids].reshape(len(row_ids), -1), masked_by,
+                                       [np.asarray(groups[c]) for c in columns], shape, lite.predict)
+        result["players"] = len(columns)
+        result["chosen"]["players"] = settings.get("players")
+        result["chosen"]["permutations"] = settings.get("permutations")
+        result["note"] = (f"both estimate the same Shapley values: ours from {settings.get('permutations')} antithetic "
+                          f"permutations per row, KernelExplainer by regression on sampled coalitions; the "
+                          f"difference is the sampling noise of both")
+    kernel_seconds = comparison.pop("seconds")
+    result["kernel"] = {"explainer": "shap.KernelExplainer",
+                        "players": "the same players, through the coalition function f(z); background zeros((1, M)), "
+                                   "explained point ones((1, M))",
+                        "nsamples": "auto: 2M + 2048 coalitions (all 2^M - 2 when fewer)",
+                        "nsamples_used": comparison.pop("nsamples_used"), "l1_reg": False,
+                        "seconds": round(kernel_seconds, 3), "model_rows": comparison.pop("model_rows")}
+    ours_seconds = result["chosen"]["seconds"]
+    result["speedup"] = round(kernel_seconds / ours_seconds, 2) if ours_seconds else None
+    result.update(comparison)
+    return result
+
+
+class _CountingGame:
+    """A coalition function f(z), z in {0,1}^M, counting the model rows it evaluates."""
+
+    def __init__(self, function):
+        self.function, self.model_rows = function, 0
+
+    def __call__(self, z):
+        import numpy as np
+
+        z = np.asarray(z, dtype=np.float64) > 0.5
+        out, rows = self.function(z)
+        self.model_rows += rows
+        return out
+
+
+def _kernel_row(shap, game: _CountingGame, players: int) -> tuple:
+    """KernelExplainer's values of one game at ones(M) against zeros((1, M)), and its nsamples."""
+    import numpy as np
+
+    explainer = shap.KernelExplainer(game, np.zeros((1, players)))
+    values = explainer.shap_values(np.ones((1, players)), nsamples="auto", l1_reg=False, silent=True)
+    return np.asarray(values, dtype=np.float64).reshape(players), int(getattr(explainer, "nsamples", 0))
+
+
+def _kernel_on_groups(ours, rows, masked_by, groups, shape, predict, chunk_rows: int = 4096) -> dict:
+    """KernelExplainer over groups of input indices; off: the indices from each `masked_by` row, mean output."""
+    import numpy as np
+
+    from pipeline.stages.explain import _import_shap
+
+    shap = _import_shap()
+    n, width = rows.shape
+    column_of = np.empty(width, dtype=np.intp)
+    for g, idx in enumerate(groups):
+        column_of[idx] = g
+    masked_by = np.asarray(masked_by, dtype=np.float32)
+    k = len(masked_by)
+    step = max(1, chunk_rows // k)
+
+    def game_for(x):
+        def f(z):
+            out = []
+            for start in range(0, len(z), step):
+                keep = z[start:start + step][:, column_of]                               # [m, width]
+                filled = np.where(keep[:, None, :], x[None, None, :], masked_by[None])  # [m, k, width]
+                out.append(predict(filled.reshape(-1, *shape)).reshape(-1, k).mean(axis=1))
+            return np.concatenate(out), len(z) * k
+        return _CountingGame(f)
+
+    kernel = np.empty_like(ours, dtype=np.float64)
+    model_rows, nsamples = 0, []
+    started = time.monotonic()
+    for i in range(n):
+        game = game_for(rows[i].astype(np.float32))
+        kernel[i], used = _kernel_row(shap, game, len(groups))
+        model_rows, nsamples = model_rows + game.model_rows, nsamples + [used]
+    seconds = time.monotonic() - started
+    ours_global, kernel_global = np.abs(ours).mean(axis=0), np.abs(kernel).mean(axis=0)
+    return {"seconds": seconds, "model_rows": model_rows, "nsamples_used": sorted(set(nsamples)),
+            "agreement": _agreement([ours[i] for i in range(n)], [kernel[i] for i in range(n)],
+                                    ours_global, kernel_global)}
+
+
+def _kernel_on_tokens(ours: dict, texts: list, spec: dict, predict) -> dict:
+    """KernelExplainer over each text's tokens; off: removed, exactly as our explainer's Text masker does."""
+    import numpy as np
+
+    from pipeline.stages.explain import _import_shap
+    from pipeline.stages.explain_text import MASK, SpecTokenizer, _token_totals, string_predict_function
+
+    shap = _import_shap()
+    masker = shap.maskers.Text(SpecTokenizer(spec), mask_token=MASK, collapse_mask_token=True)  # as explain_texts
+    f_text = string_predict_function(spec, predict)
+    ours_values = [np.asarray(v, dtype=np.float64).reshape(-1) for v in ours["_arrays"]["shap_values"]["float32"]]
+    tokens = ours["_arrays"]["tokens"]
+
+    def game_for(text):
+        def f(z):
+            return f_text([masker(keep, text)[0][0] for keep in z]), len(z)
+        return _CountingGame(f)
+
+    kernel_values, model_rows, nsamples, skipped = [], 0, [], 0
+    started = time.monotonic()
+    for text, values in zip(texts, ours_values):
+        players = len(values)
+        if players == 0:
+            kernel_values.append(np.zeros(0))
+            skipped += 1
+            continue
+        if int(masker.shape(text)[1]) != players:
+            raise ValueError(f"the Text masker sees {masker.shape(text)[1]} tokens, our explainer {players}")
+        game = game_for(text)
+        values, used = _kernel_row(shap, game, players)
+        kernel_values.append(values)
+        model_rows, nsamples = model_rows + game.model_rows, nsamples + [used]
+    seconds = time.monotonic() - started
+    ours_importance, _ = _token_totals(tokens, ours_values, len(texts))
+    kernel_importance, _ = _token_totals(tokens, kernel_values, len(texts))
+    vocabulary = sorted(ours_importance)
+    counts = [len(v) for v in ours_values]
+    return {"seconds": seconds, "model_rows": model_rows, "nsamples_used": sorted(set(nsamples)),
+            "players": f"the tokens of each text: {min(counts)} to {max(counts)} ({sum(counts)} in all)",
+            "text_rows_without_tokens": skipped,
+            "agreement": _agreement(ours_values, kernel_values,
+                                    np.array([ours_importance[t] for t in vocabulary]),
+                                    np.array([kernel_importance[t] for t in vocabulary]),
+                                    global_over="token strings (mean over texts of the summed |value| of a "
+                                                "token's occurrences)")}
+
+
+def _agreement(ours: list, kernel: list, ours_global, kernel_global, *,
+               global_over: str = "players (mean |value| over rows)") -> dict:
+    """Pearson over all values, the mean per-row Pearson and Spearman, Spearman of global importance."""
+    import numpy as np
+    from scipy.stats import pearsonr, spearmanr
+
+    def finite(value):
+        value = float(value)
+        return value if np.isfinite(value) else None
+
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return float(np.mean(values)) if values else None
+
+    flat_ours, flat_kernel = np.concatenate(ours), np.concatenate(kernel)
+    # A row's correlation needs at least 3 players and values that vary.
+    usable = [(a, b) for a, b in zip(ours, kernel) if len(a) >= 3 and np.ptp(a) > 0 and np.ptp(b) > 0]
+    return {
+        "pearson_per_value": finite(pearsonr(flat_ours, flat_kernel)[0]),
+        "pearson_per_row_mean": mean([finite(pearsonr(a, b)[0]) for a, b in usable]),
+        "spearman_per_row_mean": mean([finite(spearmanr(a, b)[0]) for a, b in usable]),
+        "rows_with_correlation": len(usable),
+        "spearman_global_importance": finite(spearmanr(ours_global, kernel_global)[0]),
+        "global_importance_over": global_over,
+        "mean_abs_difference": float(np.abs(flat_ours - flat_kernel).mean()),
+        "mean_abs_value": float(np.abs(flat_ours).mean()),
+        "mean_abs_value_kernel": float(np.abs(flat_kernel).mean()),
+        # Both sum to f(row) - f(every player off) when they explain the same game.
+        "row_sum_max_abs_difference": float(max(abs(a.sum() - b.sum()) for a, b in zip(ours, kernel))),
     }
 
 
@@ -353,8 +615,42 @@ def _throughput_lines(result: dict) -> list[str]:
              f"{result['measured_utc']} on {result['machine']['device']} ({result['machine']['cpus']} CPUs). "
              f"{result['note']}.", "", "| domain | " + " | ".join(settings) + " |", "|---" * (1 + len(settings)) + "|"]
     for domain, values in result["domains"].items():
-        lines.append(f"| {domain} | " + " | ".join(f"{values[s]['examples_per_second']:,.0f}/s" for s in settings) + " |")
-    return lines + [""]
+        cells = [f"{values[s]['examples_per_second']:,.0f}/s"
+                 + (" (Keras refused XLA)" if "xla=on" in s and values[s].get("xla_used") is False else "")
+                 for s in settings]
+        lines.append(f"| {domain} | " + " | ".join(cells) + " |")
+    return lines + ["", "feed=numpy hands the arrays to `fit` (no augmentation); feed=tf.data is the pipeline's "
+                        "own input pipeline (pipeline/stages/input_pipeline.py), with the domain's augmentation.", ""]
+
+
+def _explainer_lines(comparison: dict) -> list[str]:
+    """The "explainers side by side" paragraph of a case (any modality; older tabular records too)."""
+    if comparison.get("not_compared"):
+        return ["", f"Explainers side by side: not compared ({comparison['not_compared']})."]
+    number = lambda value, digits: "n/a" if value is None else f"{value:.{digits}f}"  # noqa: E731
+    agreement, chosen, kernel = comparison["agreement"], comparison["chosen"], comparison["kernel"]
+    if "game" in comparison:  # images, windows, text: one game, the same players
+        players = comparison["players"]
+        players = f"{players} players per row" if isinstance(players, int) else players
+        setting = (f"Explainers side by side on the same {comparison['rows']} rows and the same players, {players} "
+                   f"({comparison['model']}); masking: {comparison['background']}. ")
+    else:
+        setting = (f"Explainers on the same {comparison['rows']} rows and {comparison['background_rows']} "
+                   f"background rows ({comparison['model']}; KernelExplainer on the encoded inputs, summed per "
+                   f"column): ")
+    used = kernel.get("nsamples_used")
+    samples = (f" (nsamples {used[0]}" + (f" to {used[-1]}" if len(used) > 1 else "") + ")") if used else ""
+    if kernel.get("l1_reg") is False:
+        samples = samples[:-1] + ", no feature selection)" if samples else " (no feature selection)"
+    per_row = (f", mean per-row Pearson {number(agreement['pearson_per_row_mean'], 3)} and Spearman "
+               f"{number(agreement['spearman_per_row_mean'], 3)}" if "pearson_per_row_mean" in agreement else "")
+    over = f" over {agreement['global_importance_over']}" if agreement.get("global_importance_over") else ""
+    return ["", setting + f"{chosen['explainer']} {chosen['seconds']:.2f} s vs {kernel['explainer']}{samples} "
+            f"{kernel['seconds']:.2f} s ({comparison['speedup']}× faster); per-value Pearson "
+            f"{number(agreement['pearson_per_value'], 3)}{per_row}, Spearman of global importance "
+            f"{number(agreement['spearman_global_importance'], 3)}{over}, mean |difference| "
+            f"{agreement['mean_abs_difference']:.4f} (mean |SHAP| {agreement['mean_abs_value']:.4f})."
+            + (f" Note: {comparison['note']}." if comparison.get("note") else "")]
 
 
 def write_table() -> Path:
@@ -394,15 +690,7 @@ def write_table() -> Path:
                 f"{name} PR-AUC {b['pr_auc']:.4f}, ROC-AUC {b['roc_auc']:.4f}" for name, b in result["baselines"].items())
                 + f" (Keras float ROC-AUC {result['float']['roc_auc']:.4f})."]
         if result.get("explainers"):
-            comparison = result["explainers"]
-            agreement = comparison["agreement"]
-            lines += ["", f"Explainers on the same {comparison['rows']} rows and {comparison['background_rows']} "
-                      f"background rows ({comparison['model']}): {comparison['chosen']['explainer']} "
-                      f"{comparison['chosen']['seconds']:.2f} s vs {comparison['kernel']['explainer']} "
-                      f"{comparison['kernel']['seconds']:.2f} s ({comparison['speedup']}× faster); per-value Pearson "
-                      f"{agreement['pearson_per_value']:.3f}, Spearman of global importance "
-                      f"{agreement['spearman_global_importance']:.3f}, mean |difference| "
-                      f"{agreement['mean_abs_difference']:.4f} (mean |SHAP| {agreement['mean_abs_value']:.4f})."]
+            lines += _explainer_lines(result["explainers"])
         if result.get("delegates"):
             lines += ["", "Single-example latency (ms), XNNPACK vs LiteRT's built-in kernels: " + ", ".join(
                 f"{name} {v['xnnpack_median_ms']:.4f} / {v['builtin_kernels_median_ms']:.4f}"

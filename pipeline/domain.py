@@ -96,10 +96,19 @@ class Domain(abc.ABC):
     def twin_model_options(self) -> dict:
         """Overrides of `model_options` for the tf_keras twin that is converted to .tflite.
 
-        E.g. {"augmentation": False} to leave training-only layers out of the export, or a
-        fixed batch of 1, which LiteRT needs to convert recurrent layers.
+        E.g. {"unroll": True} so that LiteRT converts a recurrent layer without a fixed batch.
         """
         return {}
+
+    def augmentation(self) -> Callable[[Any, Any], Any] | None:
+        """A training-time augmentation for the input pipeline, or None (the default).
+
+        A module-level function (batch of encoded inputs, int64 seed pair) -> a batch of the
+        same shape, in TensorFlow ops and stateless (the seed fixes the output). It runs in the
+        tf.data pipeline on the host's CPU threads, never inside the model, so models keep no
+        random layers (see pipeline/stages/input_pipeline.py).
+        """
+        return None
 
     def quality(self, labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
         """Every quality metric of this domain, for one model on one split."""

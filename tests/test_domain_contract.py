@@ -55,6 +55,23 @@ def test_load_gives_consistent_splits(name):
     again = domain.load(config)
     assert again.source.fingerprint == data.source.fingerprint  # seeded, deterministic
 
+    # The model has no random layers, so XLA can compile it on a GPU (Keras turns
+    # jit_compile off, with a warning, for a model with a layer that does not support it);
+    # any augmentation is the input pipeline's, stateless, and keeps shape and dtype.
+    import keras
+
+    model = domain.model_builder(keras, tuple(encoded.shape[1:]), **domain.model_options(data, config))
+    model.compile(optimizer="adam", loss="binary_crossentropy", jit_compile=True)
+    assert model.jit_compile is True
+    augmentation = domain.augmentation()
+    if augmentation is not None:
+        import tensorflow as tf
+
+        augmented = np.asarray(augmentation(tf.constant(encoded[:4]), tf.constant([0, 1], tf.int64)))
+        assert augmented.shape == encoded[:4].shape and augmented.dtype == encoded.dtype
+        assert np.array_equal(augmented, np.asarray(augmentation(tf.constant(encoded[:4]),
+                                                                 tf.constant([0, 1], tf.int64))))
+
 
 def test_every_variant_is_a_tflite_that_was_evaluated(finished_run):
     name, config, outcome = finished_run

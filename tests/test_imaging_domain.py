@@ -20,9 +20,12 @@ from pipeline.data import imaging_generator as generator
 from pipeline.data.images import image_regions, region_bounds
 from pipeline.domain import Domain
 from pipeline.domains.imaging import (
+    AUGMENT_TRANSLATION,
+    AUGMENT_ZOOM,
     FILTERS,
     MARKER_REGION_NAME,
     ImagingDomain,
+    augment_images,
     build_cnn,
     local_examples,
     shortcut_probe,
@@ -47,7 +50,8 @@ def test_class_attributes_and_builder():
     assert domain.default_sensitive == ("sex", "age_band", "site") and domain.default_label == "pneumonia"
     assert ImagingDomain.model_builder is build_cnn
     assert pickle.loads(pickle.dumps(domain.model_builder)) is build_cnn
-    assert domain.twin_model_options() == {"augmentation": False}
+    assert domain.twin_model_options() == {}
+    assert domain.augmentation() is augment_images
 
 
 def test_load_default_data(default_data):
@@ -65,8 +69,7 @@ def test_load_default_data(default_data):
     assert other.source.fingerprint == data.source.fingerprint           # same images, another split
     assert not np.array_equal(other.test.raw, data.test.raw)
     options = ImagingDomain().model_options(data, small_config())
-    assert options == {"filters": FILTERS, "dropout_rate": 0.25, "augmentation": True, "batch_norm_momentum": 0.9,
-                       "stem_stride": 2}
+    assert options == {"filters": FILTERS, "dropout_rate": 0.25, "batch_norm_momentum": 0.9, "stem_stride": 2}
 
 
 def test_default_data_options_are_checked():
@@ -110,41 +113,58 @@ def test_cli_exits_2_with_a_clear_message(tmp_path, capsys, arguments, message):
 # --------------------------------------------------------------------------- the CNN
 
 
-def test_cnn_twin_matches_without_augmentation_and_folds_batch_norm():
+def test_cnn_twin_matches_and_folds_batch_norm():
     import keras
     import tf_keras
 
     from pipeline.stages.compress import copy_weights_by_layer_name, fold_batch_normalization, weights_by_layer_name
 
-    trained = build_cnn(keras, (64, 64, 1), augmentation=True, stem_stride=2)
+    trained = build_cnn(keras, (64, 64, 1), stem_stride=2)
     rng = np.random.default_rng(0)
     for layer in trained.layers:   # non-trivial BatchNorm statistics
         if "batch_norm" in layer.name:
             gamma, beta, mean, variance = layer.get_weights()
             layer.set_weights([gamma * 1.5, beta + 0.1, rng.normal(0, 0.2, mean.shape).astype(np.float32),
                                variance + rng.random(variance.shape).astype(np.float32)])
-    augmentation = [layer.name for layer in trained.layers if layer.name.startswith("augment_")]
-    assert augmentation == ["augment_translation", "augment_zoom", "augment_contrast"]
-    twin = build_cnn(tf_keras, (64, 64, 1), augmentation=False, stem_stride=2)
-    assert not any(layer.name.startswith("augment_") for layer in twin.layers)
+    twin = build_cnn(tf_keras, (64, 64, 1), stem_stride=2)
+    assert [layer.name for layer in twin.layers] == [layer.name for layer in trained.layers]
     copy_weights_by_layer_name(weights_by_layer_name(trained), twin)
     images = rng.random((8, 64, 64, 1)).astype(np.float32)
     expected = np.asarray(trained(images, training=False))
     assert np.abs(expected - twin(images, training=False).numpy()).max() < 1e-5
-    # augmentation acts in training only
-    augmenting = keras.Model(trained.input, trained.get_layer("augment_contrast").output)
-    assert np.array_equal(np.asarray(augmenting(images, training=False)), images)
-    assert not np.allclose(np.asarray(augmenting(images, training=True)), images)
     # what QAT trains: every Conv2D + BatchNorm pair folded, same outputs
     folded, pairs = fold_batch_normalization(tf_keras, twin)
     assert pairs == [f"batch_norm_{i} into conv_{i} (with relu_{i} as its activation)" for i in range(len(FILTERS))]
     assert not any(layer.name.startswith(("batch_norm", "relu")) for layer in folded.layers)
     assert folded.get_layer("conv_1").get_config()["activation"] == "relu"
     assert np.abs(expected - folded(images, training=False).numpy()).max() < 1e-5
-    with pytest.raises(ValueError, match="needs Keras 3"):
-        build_cnn(tf_keras, (64, 64, 1), augmentation=True)
     small = build_cnn(keras, (28, 28, 1))
     assert small.output_shape == (None, 1)
+
+
+def test_augmentation_is_stateless_bounded_and_moves_the_image():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    images = np.zeros((16, 64, 64, 1), np.float32)
+    images[:, 24:40, 24:40, 0] = 0.5 + 0.5 * rng.random((16, 16, 16))   # a bright square on black
+    seed = tf.constant([3, 4], tf.int64)
+    augmented = np.asarray(augment_images(images, seed))
+    assert augmented.shape == images.shape and augmented.dtype == np.float32
+    assert augmented.min() >= 0.0 and augmented.max() <= 1.0
+    assert np.array_equal(augmented, np.asarray(augment_images(images, seed)))            # same seed, same batch
+    assert not np.allclose(augmented, np.asarray(augment_images(images, tf.constant([3, 5], tf.int64))))
+    # each image moves differently, by no more than the shift and zoom allow
+    def centre(batch):
+        mass = batch[..., 0]
+        ys, xs = np.mgrid[0:64, 0:64]
+        return np.stack([(mass * ys).sum((1, 2)) / mass.sum((1, 2)), (mass * xs).sum((1, 2)) / mass.sum((1, 2))], 1)
+    moved = np.abs(centre(augmented) - centre(images))
+    assert moved.max() > 0.5 and len(np.unique(moved.round(3))) > 8
+    assert moved.max() <= 64 * AUGMENT_TRANSLATION * (1 + AUGMENT_ZOOM) + 1.0
+    # pixels from outside repeat the edge: a flat image stays flat (contrast about its own mean)
+    flat = np.full((4, 64, 64, 1), 0.3, np.float32)
+    assert np.allclose(np.asarray(augment_images(flat, seed)), 0.3, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- explanations

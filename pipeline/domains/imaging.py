@@ -9,9 +9,10 @@ kept) or a folder with one subfolder per class, with an optional `--metadata` CS
 
 The model is a small Functional CNN built by the module-level `build_cnn`
 (Conv-BatchNorm-ReLU blocks, global average pooling, a sigmoid output), which works with
-Keras 3 and tf_keras alike. Augmentation layers are in the Keras 3 training model only:
-`twin_model_options()` leaves them out of the tf_keras twin that is converted, so no
-`.tflite` contains them (they carry no weights, so the weights copy over by layer name).
+Keras 3 and tf_keras alike. It holds no random layers: training augmentation (small
+translations, zoom and contrast changes) is `augment_images`, which the input pipeline
+applies to each batch on the host's CPU threads (pipeline/stages/input_pipeline.py), so
+XLA can compile the model on a GPU and the converted twin is the trained model itself.
 
 Explanations: the exact grouped permutation explainer of the tabular domain, with the
 regions of an 8 x 8 grid as players (`pipeline.stages.explain_image`), for the float
@@ -62,18 +63,15 @@ def stem_stride_for(height: int, width: int) -> int:
 
 
 def build_cnn(keras: Any, input_shape: Any, *, filters: Sequence[int] = FILTERS, dropout_rate: float = DROPOUT_RATE,
-              augmentation: bool = False, batch_norm_momentum: float = BATCH_NORM_MOMENTUM,
-              stem_stride: int = 1) -> Any:
-    """A Functional CNN: Input -> [augmentation] -> [Conv2D -> BatchNorm -> ReLU (-> MaxPool)] x len(filters)
+              batch_norm_momentum: float = BATCH_NORM_MOMENTUM, stem_stride: int = 1) -> Any:
+    """A Functional CNN: Input -> [Conv2D -> BatchNorm -> ReLU (-> MaxPool)] x len(filters)
     -> GlobalAveragePooling -> Dropout -> Dense(1, sigmoid).
 
     The first convolution has stride `stem_stride` (2 halves a 64 x 64 input at once: a
     quarter of the compute of every later block).
 
     `keras` is the Keras module to build with (Keras 3 or tf_keras). Every layer with
-    weights has an explicit, unique name, identical in both flavours. `augmentation`
-    (small random translations, zoom and contrast, active in training only) needs Keras 3;
-    the tf_keras twin is always built without it. Conv2D has no bias and a linear
+    weights has an explicit, unique name, identical in both flavours. Conv2D has no bias and a linear
     activation, so TFLite folds each BatchNorm into its convolution and tfmot's QAT
     recognises the Conv2D + BatchNorm + ReLU pattern.
     """
@@ -84,12 +82,6 @@ def build_cnn(keras: Any, input_shape: Any, *, filters: Sequence[int] = FILTERS,
         raise ValueError("filters is empty: give at least one convolution block, e.g. (16, 32, 64, 96)")
     inputs = keras.Input(shape=shape, name="image")
     x = inputs
-    if augmentation:
-        if not str(getattr(keras, "__version__", "3")).startswith("3"):
-            raise ValueError("augmentation=True needs Keras 3; build the tf_keras twin with augmentation=False")
-        x = keras.layers.RandomTranslation(0.06, 0.06, fill_mode="nearest", name="augment_translation")(x)
-        x = keras.layers.RandomZoom(0.08, fill_mode="nearest", name="augment_zoom")(x)
-        x = keras.layers.RandomContrast(0.15, value_range=(0.0, 1.0), name="augment_contrast")(x)
     for index, count in enumerate(filters):
         stride = int(stem_stride) if index == 0 else 1
         x = keras.layers.Conv2D(int(count), 3, strides=stride, padding="same", use_bias=False,
@@ -103,6 +95,43 @@ def build_cnn(keras: Any, input_shape: Any, *, filters: Sequence[int] = FILTERS,
         x = keras.layers.Dropout(float(dropout_rate), name="dropout")(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
     return keras.Model(inputs=inputs, outputs=outputs, name="xray_cnn")
+
+
+# Training augmentation, per image: shift up to this fraction of the side, zoom by up to
+# this fraction, contrast scaled by up to this fraction (pixel values stay in [0, 1]).
+AUGMENT_TRANSLATION = 0.06
+AUGMENT_ZOOM = 0.08
+AUGMENT_CONTRAST = 0.15
+
+
+def augment_images(images: Any, seed: Any) -> Any:
+    """A random shift (up to AUGMENT_TRANSLATION of the side), zoom (1 +- AUGMENT_ZOOM) and
+    contrast change (1 +- AUGMENT_CONTRAST about each image's mean) per image of a batch
+    (batch, height, width, channels) in [0, 1]; pixels from outside the image repeat its
+    nearest edge, bilinear sampling. Stateless: the int64 seed pair `seed` fixes the output.
+    TensorFlow ops, for the tf.data input pipeline."""
+    import tensorflow as tf
+
+    images = tf.convert_to_tensor(images, tf.float32)
+    height, width = int(images.shape[1]), int(images.shape[2])
+    batch = tf.shape(images)[0]
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
+    shift = tf.random.stateless_uniform([batch, 2], seeds[0], -AUGMENT_TRANSLATION, AUGMENT_TRANSLATION)
+    scale = tf.random.stateless_uniform([batch, 1], seeds[1], 1.0 - AUGMENT_ZOOM, 1.0 + AUGMENT_ZOOM)
+    factor = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[2], 1.0 - AUGMENT_CONTRAST, 1.0 + AUGMENT_CONTRAST)
+    # Repeat the edge pixels far enough out that every sampling box stays inside.
+    margin = int(np.ceil(max(height, width) * (AUGMENT_TRANSLATION + AUGMENT_ZOOM / 2))) + 1
+    rows = tf.clip_by_value(tf.range(-margin, height + margin), 0, height - 1)
+    columns = tf.clip_by_value(tf.range(-margin, width + margin), 0, width - 1)
+    padded = tf.gather(tf.gather(images, rows, axis=1), columns, axis=2)
+    sides = tf.constant([height - 1, width - 1], tf.float32)
+    centre = margin + sides / 2 + shift * tf.constant([height, width], tf.float32)
+    half = scale * sides / 2
+    padded_sides = tf.constant([height + 2 * margin - 1, width + 2 * margin - 1], tf.float32)
+    boxes = tf.concat([(centre - half) / padded_sides, (centre + half) / padded_sides], axis=1)
+    moved = tf.image.crop_and_resize(padded, boxes, tf.range(batch), (height, width), method="bilinear")
+    mean = tf.reduce_mean(moved, axis=(1, 2), keepdims=True)
+    return tf.clip_by_value((moved - mean) * factor + mean, 0.0, 1.0)
 
 
 class ImagingDomain(Domain):
@@ -169,11 +198,11 @@ class ImagingDomain(Domain):
     # ---- model -------------------------------------------------------------------------
     def model_options(self, data: DomainData, config) -> dict:
         height, width = data.preprocessing["input"]["height"], data.preprocessing["input"]["width"]
-        return {"filters": FILTERS, "dropout_rate": DROPOUT_RATE, "augmentation": True,
-                "batch_norm_momentum": BATCH_NORM_MOMENTUM, "stem_stride": stem_stride_for(height, width)}
+        return {"filters": FILTERS, "dropout_rate": DROPOUT_RATE, "batch_norm_momentum": BATCH_NORM_MOMENTUM,
+                "stem_stride": stem_stride_for(height, width)}
 
-    def twin_model_options(self) -> dict:
-        return {"augmentation": False}
+    def augmentation(self):
+        return augment_images
 
     # ---- explanations ------------------------------------------------------------------
     def explain(self, *, predict_functions: dict, data: DomainData, background: np.ndarray, rows: np.ndarray,

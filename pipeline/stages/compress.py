@@ -52,14 +52,14 @@ class CompressionJob:
     input_shape: tuple[int, ...]
     model_options: dict
     # Trained Keras 3 weights by layer name. Builders name every layer that has weights,
-    # so the twin finds them whatever else differs (augmentation layers exist only in training).
+    # so the twin finds them whatever else differs (e.g. an unrolled recurrent layer).
     weights: dict[str, list[np.ndarray]]
     train_features: np.ndarray
     train_labels: np.ndarray
     train_sample_weights: np.ndarray | None
     representative_features: np.ndarray   # rows from train for int8 calibration (model input dtype)
     # Overrides of model_options for the tf_keras twin that is converted, e.g.
-    # {"augmentation": False} or {"batch_size": 1} for recurrent layers (fixed batch).
+    # {"unroll": True} for a recurrent layer.
     twin_model_options: dict = field(default_factory=dict)
     variants: tuple[str, ...] = ALL_VARIANTS
     target_sparsity: float = 0.75

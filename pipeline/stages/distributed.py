@@ -83,7 +83,7 @@ class DistributedJob:
     model_options: dict
     train_features: np.ndarray
     train_labels: np.ndarray
-    train_sample_weights: np.ndarray
+    class_weights: dict[int, float]
     validation_features: np.ndarray
     validation_labels: np.ndarray
     epochs: int
@@ -91,6 +91,7 @@ class DistributedJob:
     learning_rate: float
     patience: int
     seed: int
+    augmentation: Callable[[Any, Any], Any] | None = None   # module-level, see Domain.augmentation
 
 
 @dataclass(frozen=True)
@@ -154,21 +155,20 @@ def _train(job: DistributedJob, report: Callable[[str], None]) -> DistributedRes
     import tf_keras
 
     from pipeline.stages.compress import weights_by_layer_name
+    from pipeline.stages.input_pipeline import evaluation_dataset, training_dataset
 
     tf_keras.utils.set_random_seed(job.seed)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     replicas = strategy.num_replicas_in_sync
     report(f"  worker {job.cluster.index} of {len(job.cluster.workers)} joined: {replicas} replicas in sync")
     global_batch = job.batch_size * replicas
+    # The single-process pipeline, with the global batch; every worker builds the same
+    # shuffled batches and keeps its share of each one (DATA sharding).
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-
-    def dataset(features, labels, weights=None, shuffle=False):
-        tensors = (features, labels.astype(np.float32)) + ((weights,) if weights is not None else ())
-        data = tf.data.Dataset.from_tensor_slices(tensors)
-        if shuffle:
-            data = data.shuffle(len(labels), seed=job.seed, reshuffle_each_iteration=True)
-        return data.batch(global_batch).prefetch(tf.data.AUTOTUNE).with_options(options)
+    batches, _ = training_dataset(job.train_features, job.train_labels, class_weights=job.class_weights,
+                                  batch_size=global_batch, seed=job.seed, augmentation=job.augmentation)
+    validation = evaluation_dataset(job.validation_features, job.validation_labels, batch_size=global_batch)
 
     with strategy.scope():
         model = job.model_builder(tf_keras, job.input_shape, **job.model_options)
@@ -183,8 +183,7 @@ def _train(job: DistributedJob, report: Callable[[str], None]) -> DistributedRes
 
     stopper = tf_keras.callbacks.EarlyStopping(monitor="val_pr_auc", mode="max", patience=job.patience,
                                                restore_best_weights=True)
-    history = model.fit(dataset(job.train_features, job.train_labels, job.train_sample_weights, shuffle=True),
-                        validation_data=dataset(job.validation_features, job.validation_labels),
+    history = model.fit(batches.with_options(options), validation_data=validation.with_options(options),
                         epochs=job.epochs, verbose=0, callbacks=[stopper, EpochLine()])
     weights = weights_by_layer_name(model)
     return DistributedResult(

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from pipeline.runtime import Runtime
+from pipeline.stages.input_pipeline import Augmentation, evaluation_dataset, training_dataset
 
 
 @dataclass
@@ -20,11 +21,13 @@ class TrainedModel:
     best_epoch: int
     class_weights: dict
     distributed: dict | None = None   # workers, replicas in sync, weights fingerprint
+    input_pipeline: dict | None = None  # what the tf.data pipeline did (input_pipeline.InputPipelineSummary)
 
     def summary(self) -> dict:
         return {"history": self.history, "seconds": round(self.seconds, 3), "epochs_run": self.epochs_run,
                 "best_epoch": self.best_epoch, "class_weights": self.class_weights,
-                "parameters": int(self.model.count_params()), "distributed": self.distributed}
+                "parameters": int(self.model.count_params()), "distributed": self.distributed,
+                "input_pipeline": self.input_pipeline}
 
 
 def class_weights_for(labels: np.ndarray) -> dict[int, float]:
@@ -59,8 +62,13 @@ def train_model(
     patience: int = 5,
     progress: Callable[[str], None] = print,
     cluster=None,
+    augmentation: Augmentation | None = None,
 ) -> TrainedModel:
-    """Train the domain's model; with a `cluster`, across several workers (see distributed.py)."""
+    """Train the domain's model; with a `cluster`, across several workers (see distributed.py).
+
+    Batches come from the tf.data pipeline of input_pipeline.py (shuffled indices, parallel
+    gather, the domain's `augmentation` if any, prefetch), on every device alike.
+    """
     import keras
 
     if cluster is not None:
@@ -68,7 +76,7 @@ def train_model(
             cluster, model_builder=model_builder, input_shape=input_shape, model_options=model_options,
             train_features=train_features, train_labels=train_labels, validation_features=validation_features,
             validation_labels=validation_labels, runtime=runtime, epochs=epochs, learning_rate=learning_rate,
-            patience=patience, progress=progress)
+            patience=patience, progress=progress, augmentation=augmentation)
     model = model_builder(keras, input_shape, **model_options)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
@@ -77,24 +85,27 @@ def train_model(
         jit_compile=runtime.jit_compile,
     )
     class_weights = class_weights_for(train_labels)
+    batches, pipeline = training_dataset(train_features, train_labels, class_weights=class_weights,
+                                         batch_size=runtime.batch_size, seed=runtime.seed, augmentation=augmentation)
     stopper = keras.callbacks.EarlyStopping(monitor="val_pr_auc", mode="max", patience=patience,
                                             restore_best_weights=True)
     started = time.monotonic()
     history = model.fit(
-        train_features, train_labels.astype(np.float32),
-        validation_data=(validation_features, validation_labels.astype(np.float32)),
-        epochs=epochs, batch_size=runtime.batch_size, class_weight=class_weights,
-        callbacks=[stopper, _EpochLine(epochs, progress)], verbose=0, shuffle=True,
+        batches, validation_data=evaluation_dataset(validation_features, validation_labels,
+                                                    batch_size=runtime.batch_size),
+        epochs=epochs, callbacks=[stopper, _EpochLine(epochs, progress)], verbose=0, shuffle=False,  # shuffled above
     )
     values = {name: [float(v) for v in series] for name, series in history.history.items()}
     best_epoch = int(np.argmax(values["val_pr_auc"])) + 1 if values.get("val_pr_auc") else len(history.epoch)
     return TrainedModel(model=model, history=values, seconds=time.monotonic() - started,
-                        epochs_run=len(history.epoch), best_epoch=best_epoch, class_weights=class_weights)
+                        epochs_run=len(history.epoch), best_epoch=best_epoch, class_weights=class_weights,
+                        input_pipeline=pipeline.to_json())
 
 
 def _train_on_cluster(cluster, *, model_builder, input_shape, model_options, train_features, train_labels,
                       validation_features, validation_labels, runtime: Runtime, epochs: int, learning_rate: float,
-                      patience: int, progress: Callable[[str], None]) -> TrainedModel:
+                      patience: int, progress: Callable[[str], None],
+                      augmentation: Augmentation | None) -> TrainedModel:
     import keras
 
     from pipeline.stages.compress import copy_weights_by_layer_name
@@ -105,9 +116,10 @@ def _train_on_cluster(cluster, *, model_builder, input_shape, model_options, tra
     result = train_multi_worker(DistributedJob(
         cluster=cluster, model_builder=model_builder, input_shape=input_shape, model_options=model_options,
         train_features=train_features, train_labels=train_labels,
-        train_sample_weights=sample_weights_for(train_labels, class_weights),
+        class_weights=class_weights,
         validation_features=validation_features, validation_labels=validation_labels, epochs=epochs,
-        batch_size=runtime.batch_size, learning_rate=learning_rate, patience=patience, seed=runtime.seed),
+        batch_size=runtime.batch_size, learning_rate=learning_rate, patience=patience, seed=runtime.seed,
+        augmentation=augmentation),
         progress=progress)
     model = model_builder(keras, input_shape, **model_options)
     copy_weights_by_layer_name(result.weights, model)
