@@ -41,7 +41,9 @@ from pipeline.metrics import choose_threshold
 DATA_SEED = 0
 DEFAULT_IMAGES = generator.DEFAULT_IMAGES
 # Measured on pneumoniamnist.npz (28 x 28, its own splits; at most 30 epochs, early stopping,
-# seed 0, CPU), float Keras test ROC-AUC: (12, 24, 48, 96) with augmentation 0.962 (55 k
+# seed 0, CPU) with the augmentation then inside the model (Keras random layers; now
+# `augment_images` in the input pipeline, the same transforms: the imaging-pneumoniamnist
+# benchmark has the current figures), float Keras test ROC-AUC: (12, 24, 48, 96) with augmentation 0.962 (55 k
 # parameters, int8 file 64,760 bytes); (16, 32, 64, 96) 0.956 (79 k), the same without
 # augmentation 0.927; (24, 48, 96, 128) 0.963 (164 k parameters, 2.6x the training time, an
 # int8 file near the 200 KB budget). One seed each: differences under ~0.01 are noise.

@@ -3,16 +3,18 @@
 One path on every device (a CPU runs the same pipeline; only its batch size and the
 model's mixed precision / XLA differ, see pipeline/runtime.py):
 
-    range(rows) -> shuffle (indices only, reshuffled every epoch, seeded)
-                -> batch of indices
+    a permutation of the row indices (one vectorised op per epoch, seeded, new every epoch)
+                -> batches of indices
                 -> parallel map: gather the rows, the float label and the class weight
                 -> parallel map: the domain's augmentation, if any (stateless, seeded per batch)
                 -> prefetch (autotuned): the next batches are ready while the device trains
 
 Caching: the encoded split is already one in-memory tensor, which is what `cache()` would
 build; shuffling indices rather than rows keeps it the only copy (a row shuffle buffer
-would hold a second one). Rows are never re-read or re-encoded between epochs. The
-validation split is batched once and cached.
+would hold a second one). As in Keras' own array adapter, the permutation is one op and
+each batch one gather: an element-wise tf.data shuffle costs a pipeline step per row.
+Rows are never re-read or re-encoded between epochs. The validation split is batched once
+and cached.
 
 Augmentation runs here, on the host's CPU threads, not inside the model: the model has
 no random layers, so XLA can compile it and nothing needs leaving out of the export.
@@ -68,16 +70,32 @@ def training_dataset(features: np.ndarray, labels: np.ndarray, *, class_weights:
     label_tensor = tf.constant(labels.astype(np.float32))
     weight_table = tf.constant([float(class_weights.get(0, 1.0)), float(class_weights.get(1, 1.0))], tf.float32)
 
+    full_batches, remainder = divmod(rows, batch_size)
+
+    def permutation(epoch_seed):
+        # One vectorised shuffle of all row indices per epoch.
+        pair = tf.stack([tf.constant(seed, tf.int64), epoch_seed])
+        return tf.argsort(tf.random.stateless_uniform([rows], seed=pair))
+
+    def batches_of(indices):
+        batches = tf.data.Dataset.from_tensor_slices(tf.reshape(indices[:full_batches * batch_size],
+                                                                [full_batches, batch_size]))
+        if remainder:
+            batches = batches.concatenate(tf.data.Dataset.from_tensors(indices[full_batches * batch_size:]))
+        return batches
+
     def gather(indices):
         batch_labels = tf.gather(label_tensor, indices)
         return tf.gather(feature_tensor, indices), batch_labels, tf.gather(weight_table, tf.cast(batch_labels, tf.int32))
 
-    dataset = (tf.data.Dataset.range(rows)
-               .shuffle(rows, seed=seed, reshuffle_each_iteration=True)
-               .batch(batch_size)
-               .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+    dataset = (tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)  # a new seed each epoch
+               .map(permutation).prefetch(1)
+               .flat_map(batches_of)
+               .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+               # flat_map hides the length; Keras needs it to end each epoch without a warning
+               .apply(tf.data.experimental.assert_cardinality(full_batches + (1 if remainder else 0))))
     if augmentation is not None:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True).batch(2)
 
         def augment(batch, seed_pair):
             batch_features, batch_labels, batch_weights = batch
@@ -88,7 +106,7 @@ def training_dataset(features: np.ndarray, labels: np.ndarray, *, class_weights:
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     summary = InputPipelineSummary(
         rows=rows, batch_size=int(batch_size), batches_per_epoch=int(-(-rows // batch_size)),
-        shuffle=f"indices of all {rows:,} rows, reshuffled every epoch (seed {seed})",
+        shuffle=f"a permutation of all {rows:,} row indices, new every epoch (seed {seed})",
         parallel_map="gather rows, labels and class weights (tf.data.AUTOTUNE threads, deterministic order)",
         augmentation=(augmentation_name or getattr(augmentation, "__name__", "augmentation")) if augmentation else None,
         prefetch="tf.data.AUTOTUNE batches",
