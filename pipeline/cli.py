@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     specific.add_argument("--text-column", metavar="COLUMN", help="text: the column holding the text")
     specific.add_argument("--probe", dest="probe_path", metavar="PATH",
                           help="text: your own counterfactual probe file with columns text, group[, label]")
+    specific.add_argument("--identity-terms", dest="identity_terms_path", metavar="JSON",
+                          help='text: your own identity-term lists that define the audit groups, as JSON '
+                               '{"axis": {"group": ["term", ...]}}, e.g. {"religion": {"muslim": ["muslim", '
+                               '"muslims"], "christian": ["christian"]}}; replaces the built-in lists')
     specific.add_argument("--window", type=int, default=defaults.window,
                           help="sensor histories: cycles per input window")
     specific.add_argument("--horizon", type=int, default=defaults.horizon,
@@ -141,7 +145,8 @@ def _config(arguments: argparse.Namespace, domain: str) -> RunConfig:
         epochs=arguments.epochs, batch_size=arguments.batch_size, seed=arguments.seed,
         max_rows=arguments.max_rows, variants=tuple(arguments.variants),
         metadata_path=arguments.metadata_path, skip_unreadable=arguments.skip_unreadable,
-        text_column=arguments.text_column, probe_path=arguments.probe_path, window=arguments.window,
+        text_column=arguments.text_column, probe_path=arguments.probe_path,
+        identity_terms_path=arguments.identity_terms_path, window=arguments.window,
         horizon=arguments.horizon,
         target_sparsity=arguments.target_sparsity, fine_tune_epochs=arguments.fine_tune_epochs,
         pruning_learning_rate=arguments.pruning_learning_rate,

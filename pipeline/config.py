@@ -59,6 +59,7 @@ class RunConfig:
     skip_unreadable: bool = False         # images: skip and count unreadable files instead of failing
     text_column: str | None = None        # text: the column holding the text
     probe_path: str | None = None         # text: counterfactual probe file (text, group[, label])
+    identity_terms_path: str | None = None  # text: JSON of identity terms, axis -> group -> terms
     window: int = 30                      # sensor histories: cycles per window
     horizon: int = 30                     # sensor histories: label = fails within this many cycles
     # Compression

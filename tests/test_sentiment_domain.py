@@ -113,6 +113,35 @@ def test_custom_identity_terms():
     assert set(data.test.groups["pets"]) == {"cats", "dogs", "none"}
 
 
+def test_identity_terms_file_from_the_command_line(tmp_path, capsys):
+    from pipeline.cli import _parser
+
+    frame = pd.DataFrame({"review": [f"my {'cat' if i % 3 == 0 else 'dog' if i % 3 == 1 else 'fish'} was "
+                                     f"{'great' if i % 2 else 'awful'} {i}" for i in range(400)],
+                          "sentiment": ["positive" if i % 2 else "negative" for i in range(400)]})
+    frame.to_csv(tmp_path / "reviews.csv", index=False)
+    terms = tmp_path / "terms.json"
+    terms.write_text(json.dumps({"pets": {"cats": ["Cat", "cats"], "dogs": ["dog"]}}))
+    arguments = _parser().parse_args(["run", "sentiment", "--data", str(tmp_path / "reviews.csv"),
+                                           "--identity-terms", str(terms)])
+    assert arguments.identity_terms_path == str(terms)
+    config = RunConfig(domain="sentiment", data_path=str(tmp_path / "reviews.csv"), identity_terms_path=str(terms),
+                       min_group_size=10)
+    data = SentimentDomain().load(config)
+    assert data.sensitive_columns == ("pets",)
+    assert set(data.test.groups["pets"]) == {"cats", "dogs", "none"}
+    assert any(f"identity terms from {terms}" in note and "pets: cats, dogs" in note for note in data.source.notes)
+    for content, message in (("{not json", "not valid JSON"), ('{"pets": ["cat"]}', "non-empty mapping"),
+                             ('{"pets": {"cats": []}}', "non-empty list of terms")):
+        terms.write_text(content)
+        with pytest.raises(InputError, match=message) as error:
+            SentimentDomain().load(config)
+        assert str(terms) in str(error.value) and error.value.fix
+    assert main(["run", "sentiment", "--identity-terms", str(tmp_path / "missing.json"),
+                 "--out", str(tmp_path / "out")]) == EXIT_BAD_INPUT
+    assert "identity-terms file not found" in capsys.readouterr().err
+
+
 def test_a_bad_probe_file_fails_at_load_before_any_training(tmp_path):
     probe = tmp_path / "probe.csv"
     probe.write_text("sentence,label\na,1\nb,0\n")

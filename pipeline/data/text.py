@@ -58,6 +58,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import math
 import os
 import re
@@ -677,6 +678,30 @@ def check_identity_terms(terms: Any) -> dict[str, dict[str, tuple[str, ...]]]:
                 raise ValueError(f"identity_terms[{axis!r}][{group!r}] holds a term without any word")
             checked[str(axis)][str(group)] = normalised
     return checked
+
+
+def read_identity_terms(path: str | os.PathLike) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The user's identity-term lists: a JSON object axis -> group -> list of terms, validated."""
+    example = '{"religion": {"muslim": ["muslim", "muslims"], "christian": ["christian", "christians"]}}'
+    if not Path(path).is_file():
+        raise InputError("identity-terms file not found" if not Path(path).exists()
+                         else "the identity-terms path is not a file",
+                         fix=f"check the path given with --identity-terms (a JSON file such as {example})",
+                         source=str(path))
+    try:
+        terms = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise InputError(f"the identity-terms file is not UTF-8 text (byte {error.start})",
+                         fix="save the file as UTF-8", source=str(path)) from None
+    except json.JSONDecodeError as error:
+        raise InputError(f"the identity-terms file is not valid JSON: {error.msg} at line {error.lineno}, "
+                         f"column {error.colno}", fix=f"write it as a JSON object, e.g. {example}",
+                         source=str(path)) from None
+    try:
+        return check_identity_terms(terms)
+    except ValueError as error:
+        raise InputError(str(error), fix=f"give each axis an object of groups, each group a list of terms, "
+                                         f"e.g. {example}", source=str(path)) from None
 
 
 def identity_groups(texts: Sequence[str], terms: Mapping[str, Mapping[str, Sequence[str]]]) -> pd.DataFrame:

@@ -50,7 +50,7 @@ import numpy as np
 from pipeline.data.sentiment_generator import (
     LABEL_COLUMN, NEGATIVE_BOOST, SPURIOUS_LINKS, TEXT_COLUMN, generate_reviews,
 )
-from pipeline.data.text import IDENTITY_TERMS, check_identity_terms, encode_texts, load_text
+from pipeline.data.text import IDENTITY_TERMS, check_identity_terms, encode_texts, load_text, read_identity_terms
 from pipeline.domain import Domain, DomainData
 
 DATA_SEED = 0
@@ -149,7 +149,7 @@ class SentimentDomain(Domain):
             from pipeline.stages.probe import read_probe_file
 
             read_probe_file(config.probe_path)  # a bad probe file fails now, not after training
-        common = dict(sensitive_columns=tuple(config.sensitive_columns), identity_terms=self.identity_terms,
+        common = dict(sensitive_columns=tuple(config.sensitive_columns), identity_terms=self.terms_for(config),
                       seed=config.seed, min_group_size=config.min_group_size, max_rows=config.max_rows)
         if config.data_path is None:
             frame = generate_reviews(rows=DEFAULT_ROWS, seed=DATA_SEED)[[TEXT_COLUMN, LABEL_COLUMN]]
@@ -167,7 +167,14 @@ class SentimentDomain(Domain):
             data = load_text(config.data_path, text_column=config.text_column, label_column=config.label_column,
                              kind="file", **common)
         _, why = choose_encoder(len(data.train), int(data.preprocessing["max_length"]))
-        return _with_notes(data, last=(why,))
+        terms_note = ((f"identity terms from {config.identity_terms_path} (--identity-terms): "
+                       + "; ".join(f"{axis}: {', '.join(groups)}" for axis, groups in self.terms_for(config).items()),)
+                      if config.identity_terms_path else ())
+        return _with_notes(data, last=(*terms_note, why))
+
+    def terms_for(self, config) -> dict[str, dict[str, tuple[str, ...]]]:
+        """The identity-term lists of a run: the --identity-terms file's, else this domain's."""
+        return read_identity_terms(config.identity_terms_path) if config.identity_terms_path else self.identity_terms
 
     def encode(self, preprocessing: dict, raw: Any) -> np.ndarray:
         return encode_texts(preprocessing, raw)
@@ -213,7 +220,7 @@ class SentimentDomain(Domain):
         reference = FLOAT_MODEL if FLOAT_MODEL in predict_functions else next(iter(predict_functions))
         result = run_probe(probe, predict_functions=predict_functions, spec=preprocessing,
                            reference_model=reference, bootstrap_samples=config.bootstrap_samples, seed=config.seed)
-        return {"counterfactual_probe": result, "identity_mentions": identity_mentions(data, self.identity_terms)}
+        return {"counterfactual_probe": result, "identity_mentions": identity_mentions(data, self.terms_for(config))}
 
     def extra_figures(self, analyses: dict) -> dict:
         from pipeline.stages.probe import probe_figures
