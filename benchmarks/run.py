@@ -653,6 +653,16 @@ def _explainer_lines(comparison: dict) -> list[str]:
             + (f" Note: {comparison['note']}." if comparison.get("note") else "")]
 
 
+def _input_feed_lines(result: dict) -> list[str]:
+    lines = [f"## {result['case']}", "", f"`{result['command']}` — measured {result['measured_utc']} "
+             f"({result['machine']['cpus']} CPUs): {result['rows']:,} rows x {result['inputs']} inputs, batch "
+             f"{result['batch_size']}, seconds per training epoch (median of two).", "",
+             "| feed | s/epoch | ratio to numpy feed |", "|---|---|---|"]
+    for name, value in result["seconds_per_epoch"].items():
+        lines.append(f"| {name} | {value:.2f} | {result['ratio_to_numpy_feed'][name]:.2f} |")
+    return lines + [""]
+
+
 def _encoder_lines(result: dict) -> list[str]:
     lines = [f"## {result['case']}", "", f"`{result['command']}` — measured {result['measured_utc']} "
              f"({result['machine']['cpus']} CPUs). Float Keras accuracy on SST-2 dev ({result['data']['test (SST-2 dev)']} "
@@ -675,6 +685,9 @@ def write_table() -> Path:
             continue
         if result["case"] == "training-throughput":
             lines += _throughput_lines(result)
+            continue
+        if result["case"] == "input-feed":
+            lines += _input_feed_lines(result)
             continue
         if result["case"] == "sentiment-encoders":
             lines += _encoder_lines(result)

@@ -17,8 +17,8 @@ Embedding -> Dropout -> encoder -> Dropout -> Dense(sigmoid), where the encoder 
 word CNN (Conv1D per kernel size, global max pooling, concatenated) or an LSTM whose outputs
 are max-pooled over time (the converted twin unrolls it, so the .tflite needs neither a
 fixed batch of 1 nor select ops). `choose_encoder` picks the LSTM for large sets of short
-texts (SST-2: 0.831 accuracy against the CNN's 0.797) and the CNN otherwise (the default
-data, long reviews); the decision is a loader note and a model option in training.json.
+texts (SST-2: 0.819 accuracy against the CNN's 0.783-0.814 over seven settings) and the
+CNN otherwise (the default data, long reviews); the decision is a loader note and a model option in training.json.
 Every layer has an explicit name, the same in both flavours, so the compression stage can
 copy the weights by name. tfmot prunes every weighted layer, but quantization-aware
 training supports only the Dense layer (not Embedding on int inputs, Conv1D or LSTM): the
@@ -74,8 +74,9 @@ LSTM_MAX_LENGTH = 48
 
 def choose_encoder(train_texts: int, max_length: int) -> tuple[str, str]:
     """("cnn" | "lstm", why). Measured on SST-2 (53,899 training phrases, 48 tokens, test on
-    the 872 dev sentences, every other setting equal): CNN accuracy 0.797 (ROC-AUC 0.879),
-    LSTM 0.831 (0.904), int8 files 0.85 MB and 0.96 MB. The LSTM's unrolled twin costs about
+    the 872 dev sentences; `python -m benchmarks.sentiment_encoders`, in BENCHMARKS.md): the
+    CNN's accuracy over seven settings and seeds 0.783-0.814, the LSTM's 0.819 (0.834 at
+    threshold 0.5); int8 files 0.85 MB and 0.96 MB. The LSTM's unrolled twin costs about
     twice as long to compress (5.6 vs 2.9 minutes there), and its export grows with the
     sequence length (about 250 KB of unrolled graph at 48 tokens), so it is used only where it
     has the data to learn from and the texts are short; elsewhere the CNN."""
