@@ -306,6 +306,16 @@ def _warm_up_shap() -> None:
 # --------------------------------------------------------------------------- explain
 
 
+def local_row_positions(row_ids: Sequence[int], local_row_ids: Sequence[int]) -> tuple[dict[int, int], list[int]]:
+    """Row id -> its position among the explained rows, and the local rows as ints (each must be explained)."""
+    position_of = {int(r): i for i, r in enumerate(row_ids)}
+    local_row_ids = [int(r) for r in local_row_ids]
+    unknown = [r for r in local_row_ids if r not in position_of]
+    if unknown:
+        raise ValueError(f"local_row_ids {unknown} are not in row_ids")
+    return position_of, local_row_ids
+
+
 def explain_tabular(
     *,
     predict_functions: dict[str, PredictFunction],
@@ -348,11 +358,7 @@ def explain_tabular(
     row_ids = [int(r) for r in row_ids]
     if len(row_ids) != n:
         raise ValueError(f"{len(row_ids)} row_ids for {n} rows")
-    position_of = {r: i for i, r in enumerate(row_ids)}
-    local_row_ids = [int(r) for r in local_row_ids]
-    unknown = [r for r in local_row_ids if r not in position_of]
-    if unknown:
-        raise ValueError(f"local_row_ids {unknown} are not in row_ids")
+    position_of, local_row_ids = local_row_positions(row_ids, local_row_ids)
     columns, groups = _validate_groups(feature_groups, d)
     G = len(columns)
 

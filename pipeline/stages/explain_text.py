@@ -54,7 +54,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from pipeline.data.text import encode_texts, token_spans
-from pipeline.stages.explain import _CountingPredict, _import_shap, _num, _spearman, _top, model_names_and_reference
+from pipeline.stages.explain import (
+    _CountingPredict, _import_shap, _num, _spearman, _top, local_row_positions, model_names_and_reference,
+)
 
 MASK = "\ue000"
 MAX_EVALS_CAP = 600
@@ -164,11 +166,7 @@ def explain_texts(
     row_ids = [int(r) for r in row_ids]
     if len(row_ids) != len(texts) or not texts:
         raise ValueError(f"{len(row_ids)} row_ids for {len(texts)} texts (need at least one)")
-    position_of = {r: i for i, r in enumerate(row_ids)}
-    local_row_ids = [int(r) for r in local_row_ids]
-    unknown = [r for r in local_row_ids if r not in position_of]
-    if unknown:
-        raise ValueError(f"local_row_ids {unknown} are not in row_ids")
+    position_of, local_row_ids = local_row_positions(row_ids, local_row_ids)
     if batch_size < 2:
         raise ValueError("batch_size must be at least 2")
 
