@@ -17,7 +17,7 @@ import os
 import sys
 
 from pipeline import __version__
-from pipeline.config import ALL_VARIANTS, GateThresholds, RunConfig
+from pipeline.config import ALL_VARIANTS, THRESHOLD_RULES, GateThresholds, RunConfig
 from pipeline.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_OK, InputError
 
 
@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
                                   "(default per-tensor, as QAT uses: smaller files)")
     compression.add_argument("--ship", dest="ship_variant", default=defaults.ship_variant, metavar="VARIANT",
                              help="the variant meant for devices: explained, and judged by the gate")
+    evaluation = run.add_argument_group("evaluation")
+    evaluation.add_argument("--threshold-rule", choices=list(THRESHOLD_RULES), default=None,
+                            help="how each model's decision threshold is chosen on the validation split: "
+                                 + "; ".join(f"{name}: {what}" for name, what in THRESHOLD_RULES.items())
+                                 + " (default: the domain's rule, see `edgeaudit domains`)")
     analysis = run.add_argument_group("explanation and audit")
     analysis.add_argument("--explain-rows", type=int, default=defaults.explain_rows,
                           help="test rows explained with SHAP per model")
@@ -151,7 +156,8 @@ def _config(arguments: argparse.Namespace, domain: str) -> RunConfig:
         target_sparsity=arguments.target_sparsity, fine_tune_epochs=arguments.fine_tune_epochs,
         pruning_learning_rate=arguments.pruning_learning_rate,
         quantization_aware_learning_rate=arguments.quantization_aware_learning_rate, per_channel_dense=arguments.per_channel_dense,
-        ship_variant=arguments.ship_variant, explain_rows=arguments.explain_rows,
+        ship_variant=arguments.ship_variant, threshold_rule=arguments.threshold_rule,
+        explain_rows=arguments.explain_rows,
         bootstrap_samples=arguments.bootstrap_samples, min_group_size=arguments.min_group_size,
         gate=GateThresholds(max_quality_drop=arguments.max_quality_drop,
                             max_equalized_odds_difference=arguments.max_equalized_odds_difference,
@@ -169,7 +175,8 @@ def _list_domains() -> int:
         print(f"{domain.name:14s} {domain.title}")
         print(f"{'':14s} {domain.description}")
         print(f"{'':14s} modality {domain.modality}; headline metric {domain.headline_metric}; "
-              f"default label {domain.default_label}; groups {', '.join(domain.default_sensitive)}")
+              f"threshold rule {domain.threshold_rule}; default label {domain.default_label}; "
+              f"groups {', '.join(domain.default_sensitive)}")
     return EXIT_OK
 
 

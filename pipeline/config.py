@@ -23,6 +23,16 @@ ALL_VARIANTS: tuple[str, ...] = (
     "pqat_int8",
 )
 
+# How a model's decision threshold is chosen on the validation split, by rule name
+# (pipeline.metrics.choose_threshold applies them).
+THRESHOLD_RULES: dict[str, str] = {
+    "f1": "maximise F1 (fits rare positives: the alarms that matter, few false ones)",
+    "accuracy": "maximise accuracy (fits balanced classes whose two errors cost the same)",
+    "youden": "maximise Youden's J = sensitivity + specificity - 1 (weighs the two error rates equally, "
+              "whatever the class balance)",
+}
+
+
 # Name under which the Keras (float, unconverted) model appears next to the variants.
 FLOAT_MODEL = "keras_float"
 
@@ -73,6 +83,9 @@ class RunConfig:
     ship_variant: str = "int8"
     # Evaluation
     latency_runs: int = 200
+    # How decision thresholds are chosen on validation (pipeline.metrics.THRESHOLD_RULES);
+    # None: the domain's own rule, which run_pipeline fills in.
+    threshold_rule: str | None = None
     # Explanation
     explain_rows: int = 100
     background_rows: int = 100
@@ -113,6 +126,10 @@ class RunConfig:
                 f"option --target-sparsity is {self.target_sparsity}, expected a fraction between 0 and 1",
                 fix="pass for example --target-sparsity 0.75",
             )
+        if self.threshold_rule is not None and self.threshold_rule not in THRESHOLD_RULES:
+            raise InputError(f"option --threshold-rule is {self.threshold_rule!r}, expected one of "
+                             f"{', '.join(THRESHOLD_RULES)}",
+                             fix="pass for example --threshold-rule accuracy (or leave it out for the domain's rule)")
         unknown = [v for v in self.variants if v not in ALL_VARIANTS]
         if unknown:
             raise InputError(

@@ -73,6 +73,9 @@ class Domain(abc.ABC):
     description: ClassVar[str]
     modality: ClassVar[str]                  # "tabular" | "image" | "text" | "window"
     headline_metric: ClassVar[str] = "pr_auc"
+    # How each model's decision threshold is chosen on validation (pipeline.metrics.THRESHOLD_RULES);
+    # --threshold-rule overrides it.
+    threshold_rule: ClassVar[str] = "f1"
     default_label: ClassVar[str | None] = None
     default_sensitive: ClassVar[tuple[str, ...]] = ()
 

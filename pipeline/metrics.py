@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn import metrics as sk_metrics
 
+from pipeline.config import THRESHOLD_RULES
+
 
 @dataclass(frozen=True)
 class Predictions:
@@ -30,20 +32,36 @@ def _both_classes(labels: np.ndarray) -> bool:
     return labels.size > 0 and 0 < int(labels.sum()) < labels.size
 
 
-def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
-    """The threshold that maximises F1 on these (validation) rows.
+def choose_threshold(labels: np.ndarray, scores: np.ndarray, rule: str = "f1") -> float:
+    """The threshold that maximises the rule's criterion (see THRESHOLD_RULES) on these rows.
 
-    Ties go to the highest threshold (fewer alarms). Falls back to 0.5 when the rows hold
-    one class only.
+    Candidates are the scores themselves (a row is positive when its score reaches the
+    threshold). Ties go to the highest threshold (fewer alarms). Falls back to 0.5 when the
+    rows hold one class only.
     """
+    if rule not in THRESHOLD_RULES:
+        raise ValueError(f"threshold rule {rule!r} is unknown, expected one of {', '.join(THRESHOLD_RULES)}")
     labels = np.asarray(labels).astype(np.int64)
     scores = np.asarray(scores, dtype=np.float64)
     if not _both_classes(labels):
         return 0.5
-    precision, recall, thresholds = sk_metrics.precision_recall_curve(labels, scores)
-    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
-    best = np.flatnonzero(f1 == f1.max())[-1]
-    return float(thresholds[best])
+    if rule == "f1":
+        precision, recall, thresholds = sk_metrics.precision_recall_curve(labels, scores)
+        criterion = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+    else:
+        false_positive_rate, true_positive_rate, thresholds = sk_metrics.roc_curve(
+            labels, scores, drop_intermediate=False)
+        # The first point is "nothing is positive" (threshold inf): not a usable threshold.
+        false_positive_rate, true_positive_rate, thresholds = (
+            false_positive_rate[1:], true_positive_rate[1:], thresholds[1:])
+        if rule == "youden":
+            criterion = true_positive_rate - false_positive_rate
+        else:
+            positives = int(labels.sum())
+            negatives = labels.size - positives
+            criterion = true_positive_rate * positives + (1.0 - false_positive_rate) * negatives
+    best = np.flatnonzero(criterion == criterion.max())
+    return float(thresholds[best].max())
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:

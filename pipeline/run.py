@@ -42,6 +42,8 @@ def run_pipeline(config: RunConfig, *, progress: Progress | None = None) -> RunO
     """Run every stage for one domain and publish the run folder. Raises InputError on bad input."""
     config = config.validate()
     domain = get_domain(config.domain)
+    if config.threshold_rule is None:  # from here on, every stage reads the rule in force from the config
+        config = dataclasses.replace(config, threshold_rule=domain.threshold_rule)
     progress = progress or Progress(STAGES)
     started_wall = time.monotonic()
     created = _dt.datetime.now(_dt.timezone.utc)
@@ -126,7 +128,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
         progress(f"  best epoch {trained.best_epoch} of {trained.epochs_run}, {trained.seconds:.1f} s")
         predict_float = batched_predict_function(trained.model)
         float_validation_scores = predict_float(validation_x)
-        float_threshold = choose_threshold(data.validation.labels, float_validation_scores)
+        float_threshold = choose_threshold(data.validation.labels, float_validation_scores, config.threshold_rule)
         float_predictions = Predictions(predict_float(test_x), float_threshold)
         folder.write_json(artifacts.TRAINING, {**trained.summary(), "runtime": runtime.to_json(),
                                                "model_options": model_options, "input_shape": input_shape},
@@ -139,7 +141,8 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
             weights=weights_by_layer_name(trained.model), twin_model_options=domain.twin_model_options(),
             train_features=train_x, train_labels=data.train.labels.astype(np.float32),
             train_sample_weights=sample_weights_for(data.train.labels, trained.class_weights),
-            representative_features=representative, variants=config.variants,
+            representative_features=representative, validation_features=validation_x,
+            validation_labels=data.validation.labels, variants=config.variants,
             target_sparsity=config.target_sparsity, fine_tune_epochs=config.fine_tune_epochs,
             pruning_learning_rate=config.pruning_learning_rate,
             quantization_aware_learning_rate=config.quantization_aware_learning_rate, per_channel_dense=config.per_channel_dense,
@@ -163,7 +166,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
             evaluations[name], predictions[name] = evaluate_variant(
                 shipped_bytes, validation_features=validation_x, validation_labels=data.validation.labels,
                 test_features=test_x, test_labels=data.test.labels, reference=float_predictions,
-                latency_runs=config.latency_runs, quality=domain.quality)
+                latency_runs=config.latency_runs, quality=domain.quality, threshold_rule=config.threshold_rule)
             evaluation = evaluations[name]
             progress(f"  {name:14s} {domain.headline_metric} {_fmt(evaluation['quality'][domain.headline_metric])}"
                      f"  {evaluation['size']['bytes']:>9,} B  gzip {evaluation['size']['gzip_bytes']:>9,} B"
@@ -201,7 +204,8 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
         mitigation = audit_stage.mitigate_with_threshold_optimizer(
             validation_labels=data.validation.labels, validation_scores=float_validation_scores,
             validation_groups=data.validation.groups, test_labels=data.test.labels,
-            test_scores=float_predictions.scores, test_groups=data.test.groups, seed=config.seed)
+            test_scores=float_predictions.scores, test_groups=data.test.groups, threshold=float_threshold,
+            seed=config.seed)
         folder.write_json(artifacts.MITIGATION, mitigation, role="mitigation")
         shipped = config.ship_variant if config.ship_variant in evaluations else None  # None: not built
         for name, figure in audit_stage.audit_figures(audit, mitigation, ship_variant=shipped).items():

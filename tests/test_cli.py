@@ -1,6 +1,7 @@
 """The command line: bad input exits 2 with one clear message and leaves nothing behind;
 an interrupted run leaves nothing; a real run writes a finished report."""
 
+import json
 import os
 import subprocess
 import sys
@@ -87,7 +88,8 @@ def test_an_interrupted_run_leaves_nothing_behind(monkeypatch, tmp_path):
 def test_a_quick_cli_run_writes_a_finished_report(tmp_path):
     """End to end, as a user runs it: the console entry point in a fresh process."""
     command = [sys.executable, "-m", "pipeline", "run", "fraud", "--quick", "--max-rows", "2500",
-               "--bootstrap-samples", "20", "--min-group-size", "10", "--out", str(tmp_path)]
+               "--bootstrap-samples", "20", "--min-group-size", "10", "--threshold-rule", "youden",
+               "--out", str(tmp_path)]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=900,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert completed.returncode in (0, 3), completed.stdout[-3000:] + completed.stderr[-3000:]
@@ -100,3 +102,6 @@ def test_a_quick_cli_run_writes_a_finished_report(tmp_path):
                  "audit.json", "explanations.json", "metrics.json", "gate.json"):
         assert (run_dir / name).is_file(), name
     assert f"Report: {run_dir}" in completed.stdout
+    # --threshold-rule reaches the run: recorded in the manifest, said in the model card.
+    assert json.loads(manifests[0].read_text())["config"]["threshold_rule"] == "youden"
+    assert "Youden's J" in (run_dir / "model_card.md").read_text()

@@ -22,8 +22,11 @@ def _job(builder, variants, **overrides):
 
 
 def test_every_variant_converts_and_pruning_reaches_its_target():
+    rng = np.random.default_rng(1)
+    validation = rng.normal(size=(300, 8)).astype(np.float32)
     job, model, features = _job(tiny_models.tiny_mlp, ("float32", "int8", "pruned_int8", "qat_int8", "pqat_int8"),
-                                target_sparsity=0.5)
+                                target_sparsity=0.5, validation_features=validation,
+                                validation_labels=(validation[:, 0] + 0.5 * validation[:, 1] > 0.8).astype(np.int64))
     results = compress(job, progress=lambda _: None)
     assert list(results) == ["float32", "int8", "pruned_int8", "qat_int8", "pqat_int8"]
     assert all(r.status == "ok" for r in results.values()), {n: r.reason for n, r in results.items()}
@@ -36,6 +39,17 @@ def test_every_variant_converts_and_pruning_reaches_its_target():
     assert weight_sparsity(results["int8"].tflite)["sparsity"] < 0.2
     assert results["pruned_int8"].details["pruned_layers"]
     assert results["qat_int8"].details["quantized_layers"]
+    # Fine-tuning keeps its best validation epoch; for pruning, only among the epochs after the
+    # mask reached its target (the sparsity asserted above is that of the kept weights).
+    for name, fine_tuning, first_eligible in (
+            ("pruned_int8", results["pruned_int8"].details["fine_tuning"],
+             -(-results["pruned_int8"].details["end_step"] // 3)),  # 600 rows / batch 256: 3 steps per epoch
+            ("qat_int8", results["qat_int8"].details["fine_tuning"], 1)):
+        scores = fine_tuning["validation_pr_auc_by_epoch"]
+        assert len(scores) == fine_tuning["epochs"], name
+        assert first_eligible > 1 if name == "pruned_int8" else True
+        assert fine_tuning["kept_epoch"] >= first_eligible, name
+        assert scores[fine_tuning["kept_epoch"] - 1] == max(scores[first_eligible - 1:]), name
 
 
 def test_a_converter_crash_becomes_a_failed_variant_and_the_run_goes_on():

@@ -15,7 +15,7 @@ import pytest
 
 from pipeline import artifacts
 from pipeline.artifacts import sha256_file
-from pipeline.config import ALL_VARIANTS, FLOAT_MODEL, RunConfig
+from pipeline.config import ALL_VARIANTS, FLOAT_MODEL, THRESHOLD_RULES, RunConfig
 from pipeline.progress import Silent
 from pipeline.registry import domain_names, get_domain
 from pipeline.run import STAGES, run_pipeline
@@ -89,6 +89,8 @@ def test_every_variant_is_a_tflite_that_was_evaluated(finished_run):
         assert 0.0 <= evaluation["agreement"]["identical_decisions"] <= 1.0
     built = {v["name"] for v in manifest["variants"] if v["status"] == "ok"}
     assert {"float32", "int8"} <= built
+    # The domain's threshold rule is the one in force, and recorded, when the run does not choose one.
+    assert manifest["config"]["threshold_rule"] == get_domain(name).threshold_rule in THRESHOLD_RULES
     assert metrics["variants"]["float32"]["agreement"]["max_score_difference"] < 1e-4
 
 

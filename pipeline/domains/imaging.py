@@ -233,7 +233,8 @@ class ImagingDomain(Domain):
         if not preprocessing.get("default_data"):
             return {}
         return {"shortcut_probe": shortcut_probe(predict_functions=predict_functions, preprocessing=preprocessing,
-                                                 data=data, encode=self.encode)}
+                                                 data=data, encode=self.encode,
+                                                 threshold_rule=config.threshold_rule)}
 
     def extra_figures(self, analyses: dict) -> dict:
         probe = analyses.get("shortcut_probe")
@@ -272,11 +273,12 @@ def local_examples(row_ids: Sequence[int], labels: np.ndarray, groups: pd.DataFr
     return chosen
 
 
-def shortcut_probe(*, predict_functions: dict, preprocessing: dict, data: DomainData, encode) -> dict:
+def shortcut_probe(*, predict_functions: dict, preprocessing: dict, data: DomainData, encode,
+                   threshold_rule: str = "f1") -> dict:
     """Stamp the marker on test images without it, erase it from those with it; per model.
 
-    Each model's decision threshold is chosen on the validation split as the pipeline
-    does (F1-maximising), so "flipped" counts decisions a device would change.
+    Each model's decision threshold is chosen on the validation split as the pipeline does
+    (by the run's `threshold_rule`), so "flipped" counts decisions a device would change.
     """
     site = preprocessing["default_data"]["marker_site"]
     test_site = data.test.groups["site"].to_numpy() if "site" in data.test.groups.columns else None
@@ -289,7 +291,8 @@ def shortcut_probe(*, predict_functions: dict, preprocessing: dict, data: Domain
     without_x, with_x = encode(preprocessing, without), encode(preprocessing, with_marker)
     models, rows = {}, []
     for name, predict in predict_functions.items():
-        threshold = choose_threshold(data.validation.labels, np.asarray(predict(validation_x), dtype=np.float64))
+        threshold = choose_threshold(data.validation.labels, np.asarray(predict(validation_x), dtype=np.float64),
+                                     threshold_rule)
         before_stamp, after_stamp = (np.asarray(predict(x), dtype=np.float64) for x in (without_x, stamped_x))
         before_erase, after_erase = (np.asarray(predict(x), dtype=np.float64) for x in (with_x, erased_x))
         result = {

@@ -313,7 +313,7 @@ class MaintenanceDomain(Domain):
             validation_labels=data.validation.labels,
             test_features=self.encode(preprocessing, data.test.raw), test_labels=data.test.labels,
             groups=data.test.groups, ship_variant=config.ship_variant, bootstrap_samples=config.bootstrap_samples,
-            min_group_size=config.min_group_size, seed=config.seed)}
+            min_group_size=config.min_group_size, seed=config.seed, threshold_rule=config.threshold_rule)}
 
     def extra_figures(self, analyses: dict) -> dict:
         analysis = analyses.get("missed_failures_by_group")
@@ -334,11 +334,11 @@ def _interval(misses: int, positives: int, samples: int, rng: np.random.Generato
 def missed_failures_by_group(*, predict_functions: dict, validation_features: np.ndarray,
                              validation_labels: np.ndarray, test_features: np.ndarray, test_labels: np.ndarray,
                              groups, ship_variant: str, bootstrap_samples: int, min_group_size: int,
-                             seed: int) -> dict:
+                             seed: int, threshold_rule: str = "f1") -> dict:
     """Miss rate (false-negative rate) and false alarms per 1,000 cycles of every model in every group.
 
-    Each model is judged at its own threshold, chosen on the validation split as in the
-    evaluation (maximum F1), so the numbers match the audit's TPR (miss rate = 1 - TPR).
+    Each model is judged at its own threshold, chosen on the validation split by the run's
+    `threshold_rule` as in the evaluation, so the numbers match the audit's TPR (miss rate = 1 - TPR).
     """
     from pipeline.config import FLOAT_MODEL
     from pipeline.metrics import choose_threshold
@@ -346,7 +346,7 @@ def missed_failures_by_group(*, predict_functions: dict, validation_features: np
     labels = np.asarray(test_labels).astype(np.int64)
     decisions = {}
     for name, predict in predict_functions.items():
-        threshold = choose_threshold(validation_labels, predict(validation_features))
+        threshold = choose_threshold(validation_labels, predict(validation_features), threshold_rule)
         decisions[name] = (np.asarray(predict(test_features)) >= threshold).astype(np.int64)
     names = list(decisions)
     shown = [n for n in (FLOAT_MODEL, ship_variant) if n in decisions]

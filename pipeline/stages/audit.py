@@ -634,8 +634,8 @@ def mitigate_with_threshold_optimizer(
         objective: what ThresholdOptimizer maximises under the constraint. Default
             balanced accuracy: with plain accuracy on rare positives, the optimum under
             equalized odds is often the trivial "always 0" classifier.
-        threshold: the float model's own decision threshold for "before"; None chooses it
-            on the validation split as the pipeline does (F1-maximising).
+        threshold: the float model's own decision threshold for "before" (the pipeline
+            passes it); None chooses it on the validation split by the F1 rule.
 
     Returns:
         {"status": "ok", "constraint", "objective", "sensitive_column", "threshold_before",

@@ -58,6 +58,10 @@ class CompressionJob:
     train_labels: np.ndarray
     train_sample_weights: np.ndarray | None
     representative_features: np.ndarray   # rows from train for int8 calibration (model input dtype)
+    # The validation split: fine-tuning keeps the weights of its best epoch on it (validation
+    # PR-AUC, the criterion that stopped training); without it, the last epoch's weights.
+    validation_features: np.ndarray | None = None
+    validation_labels: np.ndarray | None = None
     # Overrides of model_options for the tf_keras twin that is converted, e.g.
     # {"unroll": True} for a recurrent layer.
     twin_model_options: dict = field(default_factory=dict)
@@ -297,18 +301,29 @@ class _Worker:
         return VariantResult(name, "ok", tflite=tflite, details={**(details or {}), "converter": settings})
 
     # ---- fine-tuning -----------------------------------------------------------------
-    def _fine_tune(self, model, callbacks: list, *, learning_rate: float) -> dict:
+    def _fine_tune(self, model, callbacks: list, *, learning_rate: float, eligible_from_step: int = 0) -> dict:
+        """Fine-tune; keep the weights of the best validation epoch among those that end at or
+        after `eligible_from_step` (for pruning: the step the mask reaches its target sparsity)."""
         job = self.job
         steps_per_epoch = math.ceil(len(job.train_labels) / job.batch_size)
         # tfmot's schedules need enough steps to act; repeat epochs on tiny data.
         epochs = max(job.fine_tune_epochs, math.ceil(20 / steps_per_epoch))
         model.compile(optimizer=self.keras.optimizers.Adam(learning_rate),
                       loss="binary_crossentropy")
+        first_eligible = max(1, math.ceil(eligible_from_step / steps_per_epoch))  # 1-based epoch
+        keeper = _best_epoch_keeper(self.keras, job.validation_features, job.validation_labels,
+                                    first_eligible=first_eligible, batch_size=job.batch_size)
         history = model.fit(job.train_features, job.train_labels, sample_weight=job.train_sample_weights,
                             batch_size=job.batch_size, epochs=epochs, verbose=0, shuffle=True,
-                            callbacks=callbacks)
-        return {"epochs": epochs, "steps": epochs * steps_per_epoch, "learning_rate": learning_rate,
-                "final_loss": float(history.history["loss"][-1])}
+                            callbacks=[*callbacks, *([keeper] if keeper else [])])
+        summary = {"epochs": epochs, "steps": epochs * steps_per_epoch, "learning_rate": learning_rate,
+                   "final_loss": float(history.history["loss"][-1])}
+        if keeper is None:
+            summary["kept_epoch"] = epochs
+            summary["kept_because"] = "last epoch (no validation split given)"
+        else:
+            summary.update(keeper.restore_best(model))
+        return summary
 
     def _pruning_schedule(self):
         job = self.job
@@ -349,7 +364,8 @@ class _Worker:
         if not pruned_layers:
             raise RuntimeError("no layer of this model can be pruned by tfmot")
         self.report(f"pruning {len(pruned_layers)} layers to {self.job.target_sparsity:.0%} sparsity while fine-tuning")
-        training = self._fine_tune(model, [sparsity.UpdatePruningStep()], learning_rate=self.job.pruning_learning_rate)
+        training = self._fine_tune(model, [sparsity.UpdatePruningStep()], learning_rate=self.job.pruning_learning_rate,
+                                   eligible_from_step=schedule_details["end_step"])
         stripped = sparsity.strip_pruning(model)
         details = {
             "target_sparsity": self.job.target_sparsity,
@@ -420,6 +436,40 @@ class _Worker:
         if preserve_sparsity and skipped_layers:
             details["note"] = "layers left out of QAT keep float weights and lose their pruning-preserving guarantee"
         return self._converted(name, model, {"optimizations": "DEFAULT", "representative_data": True}, details)
+
+
+def _best_epoch_keeper(keras, features: np.ndarray | None, labels: np.ndarray | None, *, first_eligible: int,
+                       batch_size: int):
+    """A `keras.callbacks.Callback` (of the given Keras module) that scores every epoch on the
+    validation split by PR-AUC and keeps the weights of the best eligible epoch; None without
+    a validation split with both classes."""
+    if features is None or labels is None or len(labels) == 0 or len(np.unique(labels)) < 2:
+        return None
+    from sklearn.metrics import average_precision_score
+
+    class KeepBestEpoch(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.scores: list[float] = []
+            self.best: tuple[float, int, list[np.ndarray]] | None = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            scores = np.asarray(self.model.predict(features, batch_size=max(batch_size, 1024), verbose=0)).reshape(-1)
+            score = float(average_precision_score(labels, scores))
+            self.scores.append(score)
+            if epoch + 1 >= first_eligible and (self.best is None or score > self.best[0]):
+                self.best = (score, epoch + 1, [np.array(w) for w in self.model.get_weights()])
+
+        def restore_best(self, model) -> dict:
+            score, epoch, weights = self.best
+            model.set_weights(weights)
+            return {"kept_epoch": epoch,
+                    "kept_because": (f"best validation PR-AUC among epochs {first_eligible}-{len(self.scores)}"
+                                     + (" (the epochs after the pruning schedule reached its target)"
+                                        if first_eligible > 1 else "")),
+                    "validation_pr_auc_by_epoch": [round(s, 5) for s in self.scores]}
+
+    return KeepBestEpoch()
 
 
 def fold_batch_normalization(keras, model) -> tuple[Any, list[str]]:

@@ -189,11 +189,15 @@ def evaluate_variant(
     reference: Predictions,
     latency_runs: int = 200,
     quality: Callable[[np.ndarray, np.ndarray, float], dict] = binary_quality,
+    threshold_rule: str = "f1",
 ) -> tuple[dict, Predictions]:
-    """Judge one `.tflite`: returns (JSON-able evaluation, its test predictions)."""
+    """Judge one `.tflite`: returns (JSON-able evaluation, its test predictions).
+
+    Its decision threshold is its own, chosen on its validation scores by `threshold_rule`.
+    """
     model = LiteRTModel(model_content)
     validation_scores = model.predict(validation_features)
-    threshold = choose_threshold(validation_labels, validation_scores)
+    threshold = choose_threshold(validation_labels, validation_scores, threshold_rule)
     test_scores = model.predict(test_features)
     predictions = Predictions(test_scores, threshold)
     latency = model.single_example_latency(test_features[0], runs=latency_runs)

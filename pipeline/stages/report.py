@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from pipeline.artifacts import plot_path
-from pipeline.config import FLOAT_MODEL
+from pipeline.config import FLOAT_MODEL, THRESHOLD_RULES
 
 # ---- blocks ------------------------------------------------------------------------------
 
@@ -141,6 +141,12 @@ def _kilobytes(count: int | None) -> str:
 # ---- the card ----------------------------------------------------------------------------
 
 
+def _threshold_rule_text(manifest: dict) -> str:
+    """What the run's threshold rule maximises, in words (runs older than the option used F1)."""
+    rule = (manifest.get("config") or {}).get("threshold_rule") or "f1"
+    return f"{THRESHOLD_RULES.get(rule, rule)} (`--threshold-rule {rule}`)"
+
+
 def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict, mitigation: dict,
                explanation: dict, gate: dict, training: dict, plots: list[str],
                analyses: dict | None = None) -> ModelCard:
@@ -165,7 +171,8 @@ def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict,
         f"{manifest['runtime']['device']}, {training['epochs_run']} epochs (best epoch {training['best_epoch']}, "
         f"early stopping on validation PR-AUC), {training['seconds']:.1f} s.",
         f"Output: probability of `{data['positive_class']}` (label `{data['label']}` = 1); a case is flagged when "
-        f"the probability reaches the variant's threshold, chosen to maximise F1 on the validation split.",
+        f"the probability reaches the variant's own threshold, chosen on the validation split to "
+        f"{_threshold_rule_text(manifest)}.",
         "Class weights (rare positives): " + ", ".join(f"class {label} × {weight:.2f}" for label, weight in
                                                       training["class_weights"].items()) + ".",
         f"Edge variant shipped: `{ship}` — `models/{ship}.tflite` with `models/preprocessing.json`.",
