@@ -668,6 +668,7 @@ def _encoder_lines(result: dict) -> list[str]:
              f"({result['machine']['cpus']} CPUs). Float Keras accuracy on SST-2 dev ({result['data']['test (SST-2 dev)']} "
              f"sentences, standard error about {result['dev_standard_error']}), trained on {result['data']['train']:,} "
              f"SST-2 train phrases; bar for a word CNN: {result['bar']}. Best CNN: {result['best_cnn_dev_accuracy']:.4f}.",
+             f" Thresholds: chosen on validation by the rule `{result.get('threshold_rule', 'f1')}`, and 0.5.",
              "", "| setting | dev accuracy | at 0.5 | best epoch | parameters | seconds |", "|---|---|---|---|---|---|"]
     for name, values in result["settings"].items():
         lines.append(f"| {name} | {values['dev_accuracy']:.4f} | {values['dev_accuracy_at_0.5']:.4f} | "
