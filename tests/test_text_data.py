@@ -207,6 +207,9 @@ def test_sst2_like_layout_uses_the_dev_file_as_test_split_and_keeps_phrases_toge
             prefix = " ".join(sentence.split()[:3])
             assert (sentence in train_texts) == (prefix in train_texts)
         assert len(set(data.validation.raw)) > 0
+    smaller = load_text(folder, min_group_size=5, validation_share=0.1)
+    assert 0 < len(smaller.validation) < len(data.validation)
+    assert any("split 90%/10% into train and validation" in n for n in smaller.source.notes)
 
 
 def test_aclimdb_layout_reads_pos_and_neg_folders(tmp_path):

@@ -601,8 +601,7 @@ def _read_layout(train_file: Path, held_out: Path, *, text_column: str | None, l
         notes.append(f"{test.name}: its texts are in column {test.text_column!r} "
                      f"({train.name}: {train.text_column!r})")
     ignored = [f.name for f in (_layout_file(train_file.parent, "test"),) if f is not None and f != held_out]
-    notes.append(f"layout: {train_file.name} split into train and validation "
-                 f"({1 - VALIDATION_SHARE:.0%} / {VALIDATION_SHARE:.0%}), {held_out.name} is the test split"
+    notes.append(f"layout: {train_file.name} is split into train and validation, {held_out.name} is the test split"
                  + (f"; {', '.join(ignored)} not used" if ignored else ""))
     return _Read(parts, hasher.hexdigest(), str(train_file.parent), layout="train/dev files")
 
@@ -868,11 +867,13 @@ def load_text(
     max_vocabulary: int = MAX_VOCABULARY,
     min_count: int = MIN_TOKEN_COUNT,
     max_length: int | None = None,
+    validation_share: float = VALIDATION_SHARE,
 ) -> DomainData:
     """Labelled texts (a frame, a delimited file, or a folder layout) -> `DomainData`.
 
     Split.raw is an object array of texts; groups are the identity axes (or the file's own
-    columns named in sensitive_columns). See the module docstring for every rule.
+    columns named in sensitive_columns). `validation_share` is the share of the train file held
+    out for validation when a separate test file exists. See the module docstring for every rule.
     """
     terms = check_identity_terms(identity_terms if identity_terms is not None else IDENTITY_TERMS)
     notes: list[str] = []
@@ -993,10 +994,10 @@ def load_text(
         train_idx, validation_idx, test_idx = _grouped_partition(text_groups, strata, SPLIT_FRACTIONS, rng)
         notes.append(f"split 60/20/20 train/validation/test (seed {seed}), stratified on label x identity mention")
     else:
-        a, b = _grouped_partition(text_groups, strata[pool], (1 - VALIDATION_SHARE, VALIDATION_SHARE), rng)
+        a, b = _grouped_partition(text_groups, strata[pool], (1 - validation_share, validation_share), rng)
         train_idx, validation_idx = pool[a], pool[b]
         test_idx = rng.permutation(np.flatnonzero(roles_array == "test"))
-        notes.append(f"train file split {1 - VALIDATION_SHARE:.0%}/{VALIDATION_SHARE:.0%} into train and validation "
+        notes.append(f"train file split {1 - validation_share:.0%}/{validation_share:.0%} into train and validation "
                      f"(seed {seed}), stratified on label x identity mention; the held-out file is the test split")
     for name, index in (("train", train_idx), ("validation", validation_idx), ("test", test_idx)):
         present = set(labels[index].tolist())
