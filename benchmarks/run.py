@@ -677,7 +677,8 @@ def _encoder_lines(result: dict) -> list[str]:
 
 
 def _cnn_variant_lines(result: dict) -> list[str]:
-    lines = [f"## {result['case']}", "", f"`{result['command']}` — measured {result['measured_utc']} "
+    lines = [f"## {result['case']}", "", f"`{result['command']}` — measured "
+             f"{result.get('first_measured_utc', result['measured_utc'])} to {result['measured_utc']} "
              f"({result['machine']['cpus']} CPUs). The pipeline's word CNN on SST-2 with one training choice changed "
              f"per row, seeds {', '.join(map(str, result['seeds']))}; float Keras accuracy on SST-2 dev at the "
              f"threshold chosen on validation by the rule `{result['threshold_rule']}`. Bar: {result['bar']}; "
