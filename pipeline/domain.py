@@ -133,10 +133,13 @@ class Domain(abc.ABC):
                                row_ids=row_ids, local_row_ids=local_row_ids, feature_names=data.feature_names,
                                feature_groups=data.feature_groups, seed=seed, reference=reference)
 
-    def extra_analyses(self, *, predict_functions: dict, preprocessing: dict, data: DomainData, config) -> dict:
+    def extra_analyses(self, *, predict_functions: dict, thresholds: dict, preprocessing: dict, data: DomainData,
+                       config) -> dict:
         """Domain-specific analyses run on every model (the float model and every variant).
 
         predict_functions: model name -> (model inputs -> probability), FLOAT_MODEL included.
+        thresholds: model name -> its decision threshold, as the evaluation chose it on the
+        validation split (by the run's threshold rule); an analysis of decisions uses these.
         Returns {analysis name: JSON-able dict}. Each is written to `analyses/<name>.json`; if
         it holds "title", "summary" (a sentence) and "table" ({"headers": [...], "rows": [[...]]})
         the model card shows them. Default: none.

@@ -218,8 +218,9 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
 
         predict_functions = {FLOAT_MODEL: predict_float, **{
             name: LiteRTModel(folder.read_bytes(artifacts.model_path(name))).predict for name in evaluations}}
-        analyses = domain.extra_analyses(predict_functions=predict_functions, preprocessing=shipped_preprocessing,
-                                         data=data, config=config)
+        analyses = domain.extra_analyses(predict_functions=predict_functions,
+                                         thresholds={name: p.threshold for name, p in predictions.items()},
+                                         preprocessing=shipped_preprocessing, data=data, config=config)
         for name, analysis in analyses.items():
             folder.write_json(artifacts.analysis_path(name), analysis, role="analysis")
             if analysis.get("summary"):

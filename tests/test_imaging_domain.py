@@ -30,6 +30,7 @@ from pipeline.domains.imaging import (
     local_examples,
     shortcut_probe,
 )
+from pipeline.metrics import choose_threshold
 from pipeline.errors import EXIT_BAD_INPUT, InputError
 from pipeline.stages.explain_image import explain_images, image_explanation_figures, reference_image
 
@@ -236,7 +237,11 @@ def test_shortcut_probe_measures_what_the_marker_does(default_data):
     def lung_reader(x):     # one that never looks there
         return np.asarray(x)[:, 20:50, 10:30, 0].mean(axis=(1, 2))
 
-    probe = shortcut_probe(predict_functions={"marker": marker_reader, "lungs": lung_reader},
+    readers = {"marker": marker_reader, "lungs": lung_reader}
+    validation_x = ImagingDomain().encode(default_data.preprocessing, default_data.validation.raw)
+    thresholds = {name: choose_threshold(default_data.validation.labels, read(validation_x))  # as the evaluation does
+                  for name, read in readers.items()}
+    probe = shortcut_probe(predict_functions=readers, thresholds=thresholds,
                            preprocessing=default_data.preprocessing, data=default_data,
                            encode=ImagingDomain().encode)
     marker, lungs = probe["models"]["marker"], probe["models"]["lungs"]

@@ -22,6 +22,7 @@ from pipeline.data.tabular import FORMAT as TABULAR_FORMAT
 from pipeline.domain import Domain
 from pipeline.domains.maintenance import MaintenanceDomain, build_maintenance_model, missed_failures_by_group
 from pipeline.errors import InputError
+from pipeline.metrics import choose_threshold
 from pipeline.registry import get_domain
 from pipeline.stages.explain_window import explain_windows, window_cells, window_explanation_figures
 
@@ -174,9 +175,10 @@ def test_missed_failures_by_group_is_the_headline_table():
         return caught[: len(x)] * 0.9 + 0.05
 
     features = np.zeros((40, 1), dtype=np.float32)
+    threshold = choose_threshold(labels, model(features))  # as the evaluation chooses it (F1)
     result = missed_failures_by_group(
-        predict_functions={FLOAT_MODEL: model, "int8": model}, validation_features=features,
-        validation_labels=labels, test_features=features, test_labels=labels, groups=groups, ship_variant="int8",
+        predict_functions={FLOAT_MODEL: model, "int8": model}, thresholds={FLOAT_MODEL: threshold, "int8": threshold},
+        test_features=features, test_labels=labels, groups=groups, ship_variant="int8",
         bootstrap_samples=50, min_group_size=5, seed=0)
     b = result["groups"]["make"]["B"]["models"]["int8"]
     assert b["miss_rate"] == pytest.approx(0.6) and b["false_alarms_per_1000_cycles"] == pytest.approx(100.0)

@@ -275,7 +275,8 @@ def test_extra_analyses_cover_every_model_and_draw_the_gaps():
     data = domain.load(config)
     spec = json.loads(json.dumps(data.preprocessing))
     models = {FLOAT_MODEL: word_model(spec), "int8": word_model(spec), "float16": word_model(spec)}
-    analyses = domain.extra_analyses(predict_functions=models, preprocessing=spec, data=data, config=config)
+    analyses = domain.extra_analyses(predict_functions=models, thresholds={name: 0.5 for name in models},
+                                     preprocessing=spec, data=data, config=config)
     assert set(analyses) == {"counterfactual_probe", "identity_mentions"}
     probe = analyses["counterfactual_probe"]
     assert probe["title"] and probe["summary"] and probe["table"]["headers"][-3:] == [

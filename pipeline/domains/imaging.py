@@ -36,7 +36,6 @@ from pipeline.data import imaging_generator as generator
 from pipeline.data.images import ImageCollection, assemble, encode_images, load_images
 from pipeline.domain import Domain, DomainData
 from pipeline.errors import InputError
-from pipeline.metrics import choose_threshold
 
 DATA_SEED = 0
 DEFAULT_IMAGES = generator.DEFAULT_IMAGES
@@ -229,12 +228,12 @@ class ImagingDomain(Domain):
         return image_explanation_figures(explanation)
 
     # ---- the shortcut probe (default data) ---------------------------------------------
-    def extra_analyses(self, *, predict_functions: dict, preprocessing: dict, data: DomainData, config) -> dict:
+    def extra_analyses(self, *, predict_functions: dict, thresholds: dict, preprocessing: dict, data: DomainData,
+                       config) -> dict:
         if not preprocessing.get("default_data"):
             return {}
-        return {"shortcut_probe": shortcut_probe(predict_functions=predict_functions, preprocessing=preprocessing,
-                                                 data=data, encode=self.encode,
-                                                 threshold_rule=config.threshold_rule)}
+        return {"shortcut_probe": shortcut_probe(predict_functions=predict_functions, thresholds=thresholds,
+                                                 preprocessing=preprocessing, data=data, encode=self.encode)}
 
     def extra_figures(self, analyses: dict) -> dict:
         probe = analyses.get("shortcut_probe")
@@ -273,26 +272,24 @@ def local_examples(row_ids: Sequence[int], labels: np.ndarray, groups: pd.DataFr
     return chosen
 
 
-def shortcut_probe(*, predict_functions: dict, preprocessing: dict, data: DomainData, encode,
-                   threshold_rule: str = "f1") -> dict:
+def shortcut_probe(*, predict_functions: dict, thresholds: dict, preprocessing: dict, data: DomainData,
+                   encode) -> dict:
     """Stamp the marker on test images without it, erase it from those with it; per model.
 
-    Each model's decision threshold is chosen on the validation split as the pipeline does
-    (by the run's `threshold_rule`), so "flipped" counts decisions a device would change.
+    Each model is judged at its own decision threshold (`thresholds`, the evaluation's), so
+    "flipped" counts decisions a device would change.
     """
     site = preprocessing["default_data"]["marker_site"]
     test_site = data.test.groups["site"].to_numpy() if "site" in data.test.groups.columns else None
     raw = np.asarray(data.test.raw)
     has_marker = (raw[:, generator.MARKER_ROWS, generator.MARKER_COLUMNS] >= generator.MARKER_VALUE).all(axis=(1, 2))
     without, with_marker = raw[~has_marker], raw[has_marker]
-    validation_x = encode(preprocessing, data.validation.raw)
     stamped_x = encode(preprocessing, generator.stamp_marker(without))
     erased_x = encode(preprocessing, generator.erase_marker(with_marker))
     without_x, with_x = encode(preprocessing, without), encode(preprocessing, with_marker)
     models, rows = {}, []
     for name, predict in predict_functions.items():
-        threshold = choose_threshold(data.validation.labels, np.asarray(predict(validation_x), dtype=np.float64),
-                                     threshold_rule)
+        threshold = float(thresholds[name])
         before_stamp, after_stamp = (np.asarray(predict(x), dtype=np.float64) for x in (without_x, stamped_x))
         before_erase, after_erase = (np.asarray(predict(x), dtype=np.float64) for x in (with_x, erased_x))
         result = {

@@ -306,14 +306,13 @@ class MaintenanceDomain(Domain):
         return super().explanation_figures(explanation)
 
     # ---- the headline: missed failures by group -------------------------------------------
-    def extra_analyses(self, *, predict_functions: dict, preprocessing: dict, data: DomainData, config) -> dict:
+    def extra_analyses(self, *, predict_functions: dict, thresholds: dict, preprocessing: dict, data: DomainData,
+                       config) -> dict:
         return {"missed_failures_by_group": missed_failures_by_group(
-            predict_functions=predict_functions,
-            validation_features=self.encode(preprocessing, data.validation.raw),
-            validation_labels=data.validation.labels,
+            predict_functions=predict_functions, thresholds=thresholds,
             test_features=self.encode(preprocessing, data.test.raw), test_labels=data.test.labels,
             groups=data.test.groups, ship_variant=config.ship_variant, bootstrap_samples=config.bootstrap_samples,
-            min_group_size=config.min_group_size, seed=config.seed, threshold_rule=config.threshold_rule)}
+            min_group_size=config.min_group_size, seed=config.seed)}
 
     def extra_figures(self, analyses: dict) -> dict:
         analysis = analyses.get("missed_failures_by_group")
@@ -331,23 +330,19 @@ def _interval(misses: int, positives: int, samples: int, rng: np.random.Generato
     return [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))]
 
 
-def missed_failures_by_group(*, predict_functions: dict, validation_features: np.ndarray,
-                             validation_labels: np.ndarray, test_features: np.ndarray, test_labels: np.ndarray,
-                             groups, ship_variant: str, bootstrap_samples: int, min_group_size: int,
-                             seed: int, threshold_rule: str = "f1") -> dict:
+def missed_failures_by_group(*, predict_functions: dict, thresholds: dict, test_features: np.ndarray,
+                             test_labels: np.ndarray, groups, ship_variant: str, bootstrap_samples: int,
+                             min_group_size: int, seed: int) -> dict:
     """Miss rate (false-negative rate) and false alarms per 1,000 cycles of every model in every group.
 
-    Each model is judged at its own threshold, chosen on the validation split by the run's
-    `threshold_rule` as in the evaluation, so the numbers match the audit's TPR (miss rate = 1 - TPR).
+    Each model is judged at its own threshold (`thresholds`, the evaluation's), so the numbers
+    match the audit's TPR (miss rate = 1 - TPR).
     """
     from pipeline.config import FLOAT_MODEL
-    from pipeline.metrics import choose_threshold
 
     labels = np.asarray(test_labels).astype(np.int64)
-    decisions = {}
-    for name, predict in predict_functions.items():
-        threshold = choose_threshold(validation_labels, predict(validation_features), threshold_rule)
-        decisions[name] = (np.asarray(predict(test_features)) >= threshold).astype(np.int64)
+    decisions = {name: (np.asarray(predict(test_features)) >= thresholds[name]).astype(np.int64)
+                 for name, predict in predict_functions.items()}
     names = list(decisions)
     shown = [n for n in (FLOAT_MODEL, ship_variant) if n in decisions]
     result: dict = {"title": "Missed failures by group (the headline of this audit)", "groups": {}}

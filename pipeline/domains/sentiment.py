@@ -217,7 +217,8 @@ class SentimentDomain(Domain):
         return text_explanation_figures(explanation)
 
     # ---- audit extras ------------------------------------------------------------------------
-    def extra_analyses(self, *, predict_functions: dict, preprocessing: dict, data: DomainData, config) -> dict:
+    def extra_analyses(self, *, predict_functions: dict, thresholds: dict, preprocessing: dict, data: DomainData,
+                       config) -> dict:
         from pipeline.config import FLOAT_MODEL
         from pipeline.stages.probe import default_probe, read_probe_file, run_probe
 
