@@ -695,6 +695,29 @@ def _cnn_variant_lines(result: dict) -> list[str]:
     return lines + [""]
 
 
+def _pruning_rate_lines(result: dict) -> list[str]:
+    from pipeline.registry import get_domain
+
+    rates = result["learning_rates"]
+    lines = [f"## {result['case']}", "", f"`{result['command']}` — measured {result['measured_utc']} "
+             f"({result['machine']['cpus']} CPUs). pruned_int8 of each case, fine-tuned at each learning rate from "
+             "the same trained float model. Each cell: validation PR-AUC of the kept epoch (what the choice is "
+             "made by) / test headline metric of the .tflite in LiteRT. The domain default in force is in bold.", "",
+             "| case | float | " + " | ".join(f"learning rate {rate}" for rate in rates)
+             + " | best on validation |", "|---" * (3 + len(rates)) + "|"]
+    for name, case in result["cases"].items():
+        headline = case["headline_metric"]
+        default = f"{get_domain(case['domain']).pruning_learning_rate:g}"
+        cells = []
+        for rate in rates:
+            values = case["learning_rates"][rate]
+            cell = f"{values['validation_pr_auc_kept']:.4f} / {values[f'test_{headline}']:.4f}"
+            cells.append(f"**{cell}**" if rate == default else cell)
+        lines.append(f"| {name} ({headline}) | {case['float'][headline]:.4f} | " + " | ".join(cells)
+                     + f" | {case['best_on_validation']} |")
+    return lines + [""]
+
+
 # Results files that are not pipeline runs, by case, and the function that renders each.
 _OWN_TABLES = {
     "fraud-scaling": _scaling_lines,
@@ -702,6 +725,7 @@ _OWN_TABLES = {
     "input-feed": _input_feed_lines,
     "sentiment-encoders": _encoder_lines,
     "sentiment-cnn-variants": _cnn_variant_lines,
+    "pruning-learning-rate": _pruning_rate_lines,
     "dashboard": _dashboard_lines,
 }
 

@@ -17,7 +17,7 @@ import os
 import sys
 
 from pipeline import __version__
-from pipeline.config import ALL_VARIANTS, THRESHOLD_RULES, GateThresholds, RunConfig
+from pipeline.config import ALL_VARIANTS, PRUNING_LEARNING_RATES, THRESHOLD_RULES, GateThresholds, RunConfig
 from pipeline.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_OK, InputError
 
 
@@ -83,8 +83,10 @@ def _parser() -> argparse.ArgumentParser:
                              help="share of weights magnitude pruning sets to zero")
     compression.add_argument("--fine-tune-epochs", type=int, default=defaults.fine_tune_epochs,
                              help="epochs of pruning / quantization-aware fine-tuning")
-    compression.add_argument("--pruning-learning-rate", type=float, default=defaults.pruning_learning_rate,
-                             help="learning rate of the fine-tuning that prunes")
+    compression.add_argument("--pruning-learning-rate", type=float, default=None,
+                             help="learning rate of the fine-tuning that prunes (default: try "
+                                  f"{' and '.join(f'{rate:g}' for rate in PRUNING_LEARNING_RATES)}, "
+                                  "keep the better on validation)")
     compression.add_argument("--quantization-aware-learning-rate", type=float,
                              default=defaults.quantization_aware_learning_rate,
                              help="learning rate of quantization-aware fine-tuning")
@@ -166,6 +168,12 @@ def _config(arguments: argparse.Namespace, domain: str) -> RunConfig:
         worker_index=arguments.worker_index,
     )
     return (config.quick_version() if arguments.quick else config).validate()
+
+
+def run_config(argv: list[str]) -> RunConfig:
+    """The validated RunConfig that `edgeaudit run ARGV...` would use for its one domain."""
+    arguments = _parser().parse_args(["run", *argv])
+    return _config(arguments, arguments.domain)
 
 
 def _list_domains() -> int:

@@ -36,6 +36,10 @@ THRESHOLD_RULES: dict[str, str] = {
 # Name under which the Keras (float, unconverted) model appears next to the variants.
 FLOAT_MODEL = "keras_float"
 
+# The learning rates the pruning fine-tune tries, unless --pruning-learning-rate names one: each
+# prunes its own copy and the best on validation is kept (pipeline.stages.compress).
+PRUNING_LEARNING_RATES: tuple[float, ...] = (1e-3, 1e-4)
+
 
 @dataclass(frozen=True)
 class GateThresholds:
@@ -76,7 +80,7 @@ class RunConfig:
     variants: tuple[str, ...] = ALL_VARIANTS
     target_sparsity: float = 0.75
     fine_tune_epochs: int = 6
-    pruning_learning_rate: float = 1e-3
+    pruning_learning_rate: float | None = None   # None: try each of PRUNING_LEARNING_RATES, keep the best
     quantization_aware_learning_rate: float = 1e-4
     representative_rows: int = 200
     per_channel_dense: bool = False
@@ -115,12 +119,12 @@ class RunConfig:
         positive("local_examples", self.local_examples, 0)
         positive("window", self.window, 2)
         positive("horizon", self.horizon, 1)
-        for name in ("pruning_learning_rate", "quantization_aware_learning_rate"):
+        for name, example in (("pruning_learning_rate", 1e-3), ("quantization_aware_learning_rate", 1e-4)):
             value = getattr(self, name)
-            if not 0.0 < value < 1.0:
+            if value is not None and not 0.0 < value < 1.0:
                 option = "--" + name.replace("_", "-")
                 raise InputError(f"option {option} is {value}, expected a value between 0 and 1",
-                                 fix=f"pass for example {option} {getattr(RunConfig, name)}")
+                                 fix=f"pass for example {option} {example:g}")
         if not 0.0 < self.target_sparsity < 1.0:
             raise InputError(
                 f"option --target-sparsity is {self.target_sparsity}, expected a fraction between 0 and 1",
@@ -147,6 +151,16 @@ class RunConfig:
                 raise InputError(f"gate threshold {name} is {value}, expected ≥ 0",
                                  fix=f"pass a non-negative --{name.replace('_', '-')}")
         return self
+
+    def with_domain_defaults(self, domain) -> "RunConfig":
+        """Fill the options left to the domain (None) with the domain's own choice, so that
+        every stage reads the value in force from the config, and the manifest records it."""
+        return dataclasses.replace(
+            self, threshold_rule=domain.threshold_rule if self.threshold_rule is None else self.threshold_rule)
+
+    def pruning_learning_rates(self) -> tuple[float, ...]:
+        """The learning rates the pruning fine-tune tries: the one given, or every candidate."""
+        return PRUNING_LEARNING_RATES if self.pruning_learning_rate is None else (self.pruning_learning_rate,)
 
     def quick_version(self) -> "RunConfig":
         """A smoke-run version: little data, short training, small statistics; the same stages."""

@@ -42,8 +42,7 @@ def run_pipeline(config: RunConfig, *, progress: Progress | None = None) -> RunO
     """Run every stage for one domain and publish the run folder. Raises InputError on bad input."""
     config = config.validate()
     domain = get_domain(config.domain)
-    if config.threshold_rule is None:  # from here on, every stage reads the rule in force from the config
-        config = dataclasses.replace(config, threshold_rule=domain.threshold_rule)
+    config = config.with_domain_defaults(domain)
     progress = progress or Progress(STAGES)
     started_wall = time.monotonic()
     created = _dt.datetime.now(_dt.timezone.utc)
@@ -144,7 +143,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
             representative_features=representative, validation_features=validation_x,
             validation_labels=data.validation.labels, variants=config.variants,
             target_sparsity=config.target_sparsity, fine_tune_epochs=config.fine_tune_epochs,
-            pruning_learning_rate=config.pruning_learning_rate,
+            pruning_learning_rates=config.pruning_learning_rates(),
             quantization_aware_learning_rate=config.quantization_aware_learning_rate, per_channel_dense=config.per_channel_dense,
             batch_size=runtime.batch_size, seed=config.seed)
         variants = compress(job, progress=progress)

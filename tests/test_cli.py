@@ -38,12 +38,27 @@ def test_unknown_domain_names_the_valid_ones(capsys, tmp_path):
     (["--target-sparsity", "1.5"], "--target-sparsity is 1.5"),
     (["--ship", "pruned_int8", "--variants", "float32", "int8"], "'pruned_int8', is not among the variants built"),
     (["--epochs", "0"], "--epochs is 0"),
+    (["--pruning-learning-rate", "2"], "--pruning-learning-rate is 2.0"),
 ])
 def test_bad_options_exit_2_before_any_work(arguments, expected, capsys, tmp_path):
     code, _, err = _run_cli(["run", "fraud", "--out", str(tmp_path), *arguments], capsys)
     assert code == EXIT_BAD_INPUT
     assert expected in err and "How to fix" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_options_left_open_get_the_domain_rule_and_every_candidate_rate_and_given_ones_win():
+    from pipeline.cli import run_config
+    from pipeline.config import PRUNING_LEARNING_RATES
+    from pipeline.registry import get_domain
+
+    sentiment = get_domain("sentiment")
+    left = run_config(["sentiment"]).with_domain_defaults(sentiment)
+    assert left.threshold_rule == sentiment.threshold_rule
+    assert left.pruning_learning_rates() == PRUNING_LEARNING_RATES and len(PRUNING_LEARNING_RATES) > 1
+    given = run_config(["sentiment", "--pruning-learning-rate", "0.0005", "--threshold-rule", "youden"])
+    assert given.with_domain_defaults(sentiment).threshold_rule == "youden"
+    assert given.pruning_learning_rates() == (0.0005,)
 
 
 def _csv(tmp_path, text, name="claims.csv"):

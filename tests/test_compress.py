@@ -50,10 +50,17 @@ def test_every_variant_converts_and_pruning_reaches_its_target():
         assert first_eligible > 1 if name == "pruned_int8" else True
         assert fine_tuning["kept_epoch"] >= first_eligible, name
         assert scores[fine_tuning["kept_epoch"] - 1] == max(scores[first_eligible - 1:]), name
+    # Every candidate learning rate pruned its own copy; the best on validation is the one built.
+    search = results["pruned_int8"].details["learning_rate_search"]
+    assert list(search["candidates"]) == ["0.001", "0.0001"]
+    assert search["chosen"] == results["pruned_int8"].details["fine_tuning"]["learning_rate"]
+    assert search["candidates"][f"{search['chosen']:g}"]["validation_pr_auc"] == max(
+        candidate["validation_pr_auc"] for candidate in search["candidates"].values())
 
 
 def test_a_converter_crash_becomes_a_failed_variant_and_the_run_goes_on():
-    job, _, _ = _job(tiny_models.crashes_on_fourth_build, ("float32", "dynamic_range", "float16", "int8", "pruned_int8"))
+    job, _, _ = _job(tiny_models.crashes_on_fourth_build, ("float32", "dynamic_range", "float16", "int8", "pruned_int8"),
+                     pruning_learning_rates=(1e-3,))
     messages = []
     results = compress(job, progress=messages.append)
     assert results["int8"].status == "failed"
@@ -61,6 +68,7 @@ def test_a_converter_crash_becomes_a_failed_variant_and_the_run_goes_on():
     assert results["int8"].tflite is None
     for name in ("float32", "dynamic_range", "float16", "pruned_int8"):
         assert results[name].status == "ok", (name, results[name].reason)
+    assert "learning_rate_search" not in results["pruned_int8"].details  # one rate given: nothing to choose
     assert any("int8: FAILED" in m for m in messages)
 
 

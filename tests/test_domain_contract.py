@@ -15,7 +15,7 @@ import pytest
 
 from pipeline import artifacts
 from pipeline.artifacts import sha256_file
-from pipeline.config import ALL_VARIANTS, FLOAT_MODEL, THRESHOLD_RULES, RunConfig
+from pipeline.config import ALL_VARIANTS, FLOAT_MODEL, PRUNING_LEARNING_RATES, THRESHOLD_RULES, RunConfig
 from pipeline.progress import Silent
 from pipeline.registry import domain_names, get_domain
 from pipeline.run import STAGES, run_pipeline
@@ -91,6 +91,17 @@ def test_every_variant_is_a_tflite_that_was_evaluated(finished_run):
     assert {"float32", "int8"} <= built
     # The domain's threshold rule is the one in force, and recorded, when the run does not choose one.
     assert manifest["config"]["threshold_rule"] == get_domain(name).threshold_rule in THRESHOLD_RULES
+    # Pruning tried every candidate learning rate and kept the best on validation, and says so.
+    pruned = json.loads((outcome.run_dir / artifacts.COMPRESSION).read_text())["pruned_int8"]
+    if pruned["status"] == "ok":
+        search = pruned["details"]["learning_rate_search"]
+        assert list(search["candidates"]) == [f"{rate:g}" for rate in PRUNING_LEARNING_RATES]
+        assert search["chosen"] == pruned["details"]["fine_tuning"]["learning_rate"]
+        assert search["candidates"][f"{search['chosen']:g}"]["validation_pr_auc"] == max(
+            candidate["validation_pr_auc"] for candidate in search["candidates"].values())
+        card = (outcome.run_dir / "model_card.md").read_text()
+        assert f"`pruned_int8`: {pruned['details']['fine_tuning']['epochs']} epochs at learning rate " \
+               f"{search['chosen']:g}" in card and "learning rate chosen on validation PR-AUC" in card
     assert metrics["variants"]["float32"]["agreement"]["max_score_difference"] < 1e-4
 
 

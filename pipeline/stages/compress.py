@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pipeline.config import ALL_VARIANTS
+from pipeline.config import ALL_VARIANTS, PRUNING_LEARNING_RATES
 
 DESCRIPTIONS = {
     "float32": "TFLite float32, no quantization",
@@ -68,9 +68,12 @@ class CompressionJob:
     variants: tuple[str, ...] = ALL_VARIANTS
     target_sparsity: float = 0.75
     fine_tune_epochs: int = 6
-    # Pruning has to recover from losing most weights: the training learning rate.
+    # Pruning has to recover from losing most weights, at a learning rate that depends on the
+    # model and data: each candidate fine-tunes its own copy and the best on validation is kept
+    # (benchmarks/pruning_learning_rate.py: the training rate, 1e-3, suits models still improving
+    # late in training; 1e-4 suits those that peaked in their first epochs, e.g. the SST-2 LSTM).
     # QAT only adapts to quantization noise: a small one (as the tfmot guides do).
-    pruning_learning_rate: float = 1e-3
+    pruning_learning_rates: tuple[float, ...] = PRUNING_LEARNING_RATES
     quantization_aware_learning_rate: float = 1e-4
     # Per-channel weight scales for Dense layers in post-training int8. Off by default:
     # per-tensor scales are what QAT uses, and they save 24 bytes per output channel
@@ -342,39 +345,62 @@ class _Worker:
                           "frequency": frequency, "total_steps": total_steps}
 
     def _pruned_model(self):
-        """Prune every layer tfmot can prune, fine-tune, strip. Cached for PQAT."""
+        """Prune every layer tfmot can prune, fine-tune, strip. Cached for PQAT.
+
+        With several candidate learning rates (and a validation split), each prunes its own copy
+        of the twin and the copy whose kept epoch scores best on validation is the one kept.
+        """
         if self._pruned is not None:
             return self._pruned
         from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
 
         sparsity = self.tfmot.sparsity.keras
         schedule, schedule_details = self._pruning_schedule()
-        pruned_layers, skipped_layers = [], {}
+        rates = self.job.pruning_learning_rates if self.job.validation_features is not None \
+            else self.job.pruning_learning_rates[:1]
+        tried: dict[float, tuple[Any, dict]] = {}
+        for rate in rates:
+            pruned_layers, skipped_layers = [], {}
 
-        def wrap(layer):
-            if not layer.weights:
+            def wrap(layer):
+                if not layer.weights:
+                    return layer
+                if PruneRegistry.supports(layer):
+                    pruned_layers.append(layer.name)
+                    return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
+                skipped_layers[layer.name] = f"tfmot cannot prune {type(layer).__name__} layers"
                 return layer
-            if PruneRegistry.supports(layer):
-                pruned_layers.append(layer.name)
-                return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
-            skipped_layers[layer.name] = f"tfmot cannot prune {type(layer).__name__} layers"
-            return layer
 
-        model = self.keras.models.clone_model(self.twin(), clone_function=wrap)
-        if not pruned_layers:
-            raise RuntimeError("no layer of this model can be pruned by tfmot")
-        self.report(f"pruning {len(pruned_layers)} layers to {self.job.target_sparsity:.0%} sparsity while fine-tuning")
-        training = self._fine_tune(model, [sparsity.UpdatePruningStep()], learning_rate=self.job.pruning_learning_rate,
-                                   eligible_from_step=schedule_details["end_step"])
-        stripped = sparsity.strip_pruning(model)
-        details = {
-            "target_sparsity": self.job.target_sparsity,
-            **schedule_details,
-            "fine_tuning": training,
-            "pruned_layers": pruned_layers,
-            "skipped_layers": skipped_layers,
-            "sparsity_after_fine_tuning": _kernel_sparsity(stripped, pruned_layers),
-        }
+            model = self.keras.models.clone_model(self.twin(), clone_function=wrap)
+            if not pruned_layers:
+                raise RuntimeError("no layer of this model can be pruned by tfmot")
+            self.report(f"pruning {len(pruned_layers)} layers to {self.job.target_sparsity:.0%} sparsity while "
+                        f"fine-tuning at learning rate {rate:g}"
+                        + (f" ({len(tried) + 1} of {len(rates)})" if len(rates) > 1 else ""))
+            training = self._fine_tune(model, [sparsity.UpdatePruningStep()], learning_rate=rate,
+                                       eligible_from_step=schedule_details["end_step"])
+            stripped = sparsity.strip_pruning(model)
+            tried[rate] = (stripped, {
+                "target_sparsity": self.job.target_sparsity,
+                **schedule_details,
+                "fine_tuning": training,
+                "pruned_layers": pruned_layers,
+                "skipped_layers": skipped_layers,
+                "sparsity_after_fine_tuning": _kernel_sparsity(stripped, pruned_layers),
+            })
+        chosen = max(rates, key=lambda rate: _kept_validation_score(tried[rate][1]["fine_tuning"]))
+        stripped, details = tried[chosen]
+        if len(rates) > 1:
+            details["learning_rate_search"] = {
+                "candidates": {f"{rate:g}": {"kept_epoch": tried[rate][1]["fine_tuning"]["kept_epoch"],
+                                             "validation_pr_auc": _kept_validation_score(tried[rate][1]["fine_tuning"])}
+                               for rate in rates},
+                "chosen": chosen,
+                "chosen_because": "best validation PR-AUC at its kept epoch",
+            }
+        elif len(self.job.pruning_learning_rates) > 1:
+            details["learning_rate_search"] = {"chosen": chosen,
+                                               "chosen_because": "the first candidate (no validation split given)"}
         self._pruned = (stripped, details)
         return self._pruned
 
@@ -470,6 +496,12 @@ def _best_epoch_keeper(keras, features: np.ndarray | None, labels: np.ndarray | 
                     "validation_pr_auc_by_epoch": [round(s, 5) for s in self.scores]}
 
     return KeepBestEpoch()
+
+
+def _kept_validation_score(fine_tuning: dict) -> float:
+    """Validation PR-AUC of the epoch a fine-tune kept (-inf when it had no validation split)."""
+    scores = fine_tuning.get("validation_pr_auc_by_epoch")
+    return float(scores[fine_tuning["kept_epoch"] - 1]) if scores else float("-inf")
 
 
 def fold_batch_normalization(keras, model) -> tuple[Any, list[str]]:

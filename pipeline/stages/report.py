@@ -237,6 +237,10 @@ def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict,
     for plot in ("tradeoff", "latency"):
         if f"plots/{plot}.png" in plots:
             blocks.append(Image(f"plots/{plot}.png", f"{plot} of every variant"))
+    fine_tuned = _fine_tuning_lines(compression)
+    if fine_tuned:
+        blocks += [Paragraph("How the fine-tuned variants were trained (each keeps its best validation epoch):"),
+                   Bullets(fine_tuned)]
 
     blocks += _group_results(audit, ship, plots)
     blocks += _compression_effect(audit, ship, plots)
@@ -303,6 +307,28 @@ def _group_results(audit: dict, ship: str, plots: list[str]) -> list:
         if plot in plots:
             blocks.append(Image(plot, f"TPR and FPR by {column}"))
     return blocks
+
+
+def _fine_tuning_lines(compression: dict) -> list[str]:
+    """One line per fine-tuned variant: learning rate (and how it was chosen), epochs, kept epoch."""
+    lines = []
+    for name, result in compression.items():
+        details = result.get("details") or {}
+        tuning = details.get("fine_tuning")
+        if result["status"] != "ok" or not tuning:
+            continue
+        line = (f"`{name}`: {tuning['epochs']} epochs at learning rate {tuning['learning_rate']:g}, "
+                f"kept epoch {tuning['kept_epoch']}")
+        candidates = (details.get("learning_rate_search") or {}).get("candidates")
+        if candidates:
+            line += " (learning rate chosen on validation PR-AUC: " + ", ".join(
+                f"{rate} → {value['validation_pr_auc']:.4f}" for rate, value in candidates.items()) + ")"
+        if "target_sparsity" in details:
+            line += f"; pruned to {details['target_sparsity']:.0%} sparsity"
+        if "pruning" in details:
+            line += "; starts from the pruned model of `pruned_int8`"
+        lines.append(line + ".")
+    return lines
 
 
 def _compression_effect(audit: dict, ship: str, plots: list[str]) -> list:
