@@ -692,6 +692,12 @@ def _cnn_variant_lines(result: dict) -> list[str]:
         lines.append(f"| {name} | {values['mean_dev_accuracy']:.4f} | {values['min_dev_accuracy']:.4f} | "
                      f"{values['max_dev_accuracy']:.4f} | {values['mean_dev_accuracy_at_0.5']:.4f} | "
                      f"{first['train_texts']:,} | {first['vocabulary']:,} |")
+    for name, values in result["variants"].items():
+        if "mean_int8_dev_accuracy" in values:
+            each = ", ".join(f"{run['int8']['dev_accuracy']:.4f}" for run in values["runs"])
+            lines += ["", f"{name}: its int8 `.tflite` (the pipeline's compression stage, run in LiteRT at its own "
+                          f"threshold) has mean dev accuracy {values['mean_int8_dev_accuracy']:.4f} ({each}) in "
+                          f"{values['int8_bytes']:,} bytes."]
     return lines + [""]
 
 
