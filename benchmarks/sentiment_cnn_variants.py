@@ -158,7 +158,8 @@ def main() -> None:
         scores = predict(test_x)
         shipped = int8_on_dev(model, model_options, data, train_x, validation_x, test_x, scores, threshold, seed) \
             if int8 else {}
-        return {**shipped, "seed": seed, "dev_accuracy": round(float(((scores >= threshold) == data.test.labels).mean()), 4),
+        return {**shipped, "seed": seed,
+                "dev_accuracy": round(float(((scores >= threshold) == data.test.labels).mean()), 4),
                 "dev_accuracy_at_0.5": round(float(((scores >= 0.5) == data.test.labels).mean()), 4),
                 "threshold": round(threshold, 4), "epochs_run": epochs, "epoch_kept": kept_epoch,
                 "train_texts": int(len(train_x)),
