@@ -15,6 +15,7 @@ Writes benchmarks/results/pruning-learning-rate.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -27,17 +28,16 @@ LEARNING_RATES = (1e-3, 3e-4, 1e-4)
 
 
 def measure_case(name: str) -> dict:
-    import numpy as np
 
     from pipeline import artifacts
     from pipeline.cli import run_config
     from pipeline.metrics import Predictions, choose_threshold
     from pipeline.registry import get_domain
-    from pipeline.run import representative_row_ids
+    from pipeline.run import compression_job
     from pipeline.runtime import configure_runtime
-    from pipeline.stages.compress import CompressionJob, compress, weights_by_layer_name
+    from pipeline.stages.compress import compress
     from pipeline.stages.evaluate import evaluate_variant
-    from pipeline.stages.train import batched_predict_function, sample_weights_for, train_model
+    from pipeline.stages.train import batched_predict_function, train_model
 
     case = CASES[name]
     config = run_config([case["domain"], *case["arguments"]])
@@ -65,16 +65,10 @@ def measure_case(name: str) -> dict:
     rates = {}
     for rate in LEARNING_RATES:
         started = time.monotonic()
-        job = CompressionJob(
-            model_builder=domain.model_builder, input_shape=tuple(train_x.shape[1:]), model_options=model_options,
-            weights=weights_by_layer_name(trained.model), twin_model_options=domain.twin_model_options(),
-            train_features=train_x, train_labels=data.train.labels.astype(np.float32),
-            train_sample_weights=sample_weights_for(data.train.labels, trained.class_weights),
-            representative_features=train_x[representative_row_ids(data.train.labels, config.representative_rows,
-                                                                    config.seed)],
-            validation_features=validation_x, validation_labels=data.validation.labels, variants=("pruned_int8",),
-            target_sparsity=config.target_sparsity, fine_tune_epochs=config.fine_tune_epochs,
-            pruning_learning_rates=(rate,), batch_size=runtime.batch_size, seed=config.seed)
+        job = dataclasses.replace(
+            compression_job(config, domain, data, trained, model_options=model_options, train_x=train_x,
+                            validation_x=validation_x, batch_size=runtime.batch_size),
+            variants=("pruned_int8",), pruning_learning_rates=(rate,))
         result = compress(job, progress=lambda line: None)["pruned_int8"]
         if result.status != "ok":
             raise SystemExit(f"{name}: pruned_int8 at learning rate {rate} {result.status}: {result.reason}")

@@ -102,10 +102,10 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
     from pipeline.stages import audit as audit_stage
     from pipeline.stages import explain as explain_stage
     from pipeline.stages import report as report_stage
-    from pipeline.stages.compress import CompressionJob, compress, weights_by_layer_name
+    from pipeline.stages.compress import compress
     from pipeline.stages.evaluate import LiteRTModel, evaluate_variant, measure_keras_latency
     from pipeline.stages.gate import apply_gate
-    from pipeline.stages.train import batched_predict_function, sample_weights_for, train_model
+    from pipeline.stages.train import batched_predict_function, train_model
 
     # What ships beside every .tflite is written first and read back: every later stage
     # encodes with the file a device will get, not with an in-memory copy.
@@ -134,18 +134,8 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
                           role="training")
 
     with progress.stage("compress"):
-        representative = train_x[representative_row_ids(data.train.labels, config.representative_rows, config.seed)]
-        job = CompressionJob(
-            model_builder=domain.model_builder, input_shape=input_shape, model_options=model_options,
-            weights=weights_by_layer_name(trained.model), twin_model_options=domain.twin_model_options(),
-            train_features=train_x, train_labels=data.train.labels.astype(np.float32),
-            train_sample_weights=sample_weights_for(data.train.labels, trained.class_weights),
-            representative_features=representative, validation_features=validation_x,
-            validation_labels=data.validation.labels, variants=config.variants,
-            target_sparsity=config.target_sparsity, fine_tune_epochs=config.fine_tune_epochs,
-            pruning_learning_rates=config.pruning_learning_rates(),
-            quantization_aware_learning_rate=config.quantization_aware_learning_rate, per_channel_dense=config.per_channel_dense,
-            batch_size=runtime.batch_size, seed=config.seed)
+        job = compression_job(config, domain, data, trained, model_options=model_options, train_x=train_x,
+                              validation_x=validation_x, batch_size=runtime.batch_size)
         variants = compress(job, progress=progress)
         for result in variants.values():
             if result.tflite is not None:
@@ -244,6 +234,26 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
         folder.write_text(artifacts.MODEL_CARD_MARKDOWN, card.markdown, role="model_card")
         folder.write_text(artifacts.MODEL_CARD_HTML, card.html, role="model_card")
     return manifest, gate
+
+
+def compression_job(config: RunConfig, domain: Domain, data: DomainData, trained, *, model_options: dict,
+                    train_x: np.ndarray, validation_x: np.ndarray, batch_size: int):
+    """The CompressionJob of a trained model, with every compression option of the config."""
+    from pipeline.stages.compress import CompressionJob, weights_by_layer_name
+    from pipeline.stages.train import sample_weights_for
+
+    return CompressionJob(
+        model_builder=domain.model_builder, input_shape=tuple(train_x.shape[1:]), model_options=model_options,
+        weights=weights_by_layer_name(trained.model), twin_model_options=domain.twin_model_options(),
+        train_features=train_x, train_labels=data.train.labels.astype(np.float32),
+        train_sample_weights=sample_weights_for(data.train.labels, trained.class_weights),
+        representative_features=train_x[representative_row_ids(data.train.labels, config.representative_rows,
+                                                               config.seed)],
+        validation_features=validation_x, validation_labels=data.validation.labels, variants=config.variants,
+        target_sparsity=config.target_sparsity, fine_tune_epochs=config.fine_tune_epochs,
+        pruning_learning_rates=config.pruning_learning_rates(),
+        quantization_aware_learning_rate=config.quantization_aware_learning_rate,
+        per_channel_dense=config.per_channel_dense, batch_size=batch_size, seed=config.seed)
 
 
 def representative_row_ids(labels: np.ndarray, rows: int, seed: int) -> np.ndarray:
