@@ -55,6 +55,10 @@ class GateThresholds:
     max_gap_widening: float = 0.05
 
 
+# --quick: batches of at most this many rows, so that little data still gives enough steps.
+QUICK_MAX_BATCH_SIZE = 64
+
+
 @dataclass(frozen=True)
 class RunConfig:
     domain: str
@@ -63,7 +67,7 @@ class RunConfig:
     sensitive_columns: tuple[str, ...] = ()
     output_dir: str = "reports"
     epochs: int = 30
-    batch_size: int = 256
+    batch_size: int | None = None         # None: the domain's own (Domain.batch_size), filled in by run_pipeline
     seed: int = 0
     quick: bool = False
     # Subsample the loaded data to at most this many rows (stratified); None keeps all.
@@ -155,8 +159,10 @@ class RunConfig:
     def with_domain_defaults(self, domain) -> "RunConfig":
         """Fill the options left to the domain (None) with the domain's own choice, so that
         every stage reads the value in force from the config, and the manifest records it."""
+        batch_size = domain.batch_size if self.batch_size is None else self.batch_size
         return dataclasses.replace(
-            self, threshold_rule=domain.threshold_rule if self.threshold_rule is None else self.threshold_rule)
+            self, threshold_rule=domain.threshold_rule if self.threshold_rule is None else self.threshold_rule,
+            batch_size=min(batch_size, QUICK_MAX_BATCH_SIZE) if self.quick else batch_size)
 
     def pruning_learning_rates(self) -> tuple[float, ...]:
         """The learning rates the pruning fine-tune tries: the one given, or every candidate."""
@@ -169,7 +175,7 @@ class RunConfig:
             quick=True,
             # Few rows and epochs: smaller batches keep enough optimisation steps to learn.
             epochs=min(self.epochs, 5),
-            batch_size=min(self.batch_size, 64),
+            batch_size=None if self.batch_size is None else min(self.batch_size, QUICK_MAX_BATCH_SIZE),
             max_rows=self.max_rows or 4000,
             fine_tune_epochs=2,
             representative_rows=min(self.representative_rows, 100),

@@ -78,6 +78,11 @@ class Domain(abc.ABC):
     threshold_rule: ClassVar[str] = "f1"
     default_label: ClassVar[str | None] = None
     default_sensitive: ClassVar[tuple[str, ...]] = ()
+    # How the float model is trained: the optimizer (pipeline.stages.train.OPTIMIZERS), its
+    # learning rate, and the batch size on CPU (scaled up on a GPU); --batch-size overrides it.
+    optimizer: ClassVar[str] = "adam"
+    learning_rate: ClassVar[float] = 1e-3
+    batch_size: ClassVar[int] = 256
 
     @abc.abstractmethod
     def load(self, config) -> DomainData:

@@ -92,7 +92,8 @@ def _train_as_worker(config: RunConfig, domain: Domain, data: DomainData, runtim
             model_builder=domain.model_builder, input_shape=tuple(train_x.shape[1:]),
             model_options=domain.model_options(data, config), train_features=train_x,
             train_labels=data.train.labels, validation_features=domain.encode(preprocessing, data.validation.raw),
-            validation_labels=data.validation.labels, runtime=runtime, epochs=config.epochs, progress=progress,
+            validation_labels=data.validation.labels, runtime=runtime, epochs=config.epochs,
+            optimizer=domain.optimizer, learning_rate=domain.learning_rate, progress=progress,
             cluster=cluster, augmentation=domain.augmentation())
     return RunOutcome(run_dir=None, gate=None, manifest={"worker": cluster.index, **trained.summary()["distributed"]})
 
@@ -122,8 +123,8 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
             model_builder=domain.model_builder, input_shape=input_shape, model_options=model_options,
             train_features=train_x, train_labels=data.train.labels,
             validation_features=validation_x, validation_labels=data.validation.labels,
-            runtime=runtime, epochs=config.epochs, progress=progress, cluster=cluster,
-            augmentation=domain.augmentation())
+            runtime=runtime, epochs=config.epochs, optimizer=domain.optimizer, learning_rate=domain.learning_rate,
+            progress=progress, cluster=cluster, augmentation=domain.augmentation())
         progress(f"  best epoch {trained.best_epoch} of {trained.epochs_run}, {trained.seconds:.1f} s")
         predict_float = batched_predict_function(trained.model)
         float_validation_scores = predict_float(validation_x)

@@ -142,8 +142,13 @@ def test_audit_covers_every_variant_and_group(finished_run):
 
 
 def test_model_card_has_every_section_and_the_gate(finished_run):
-    _, _, outcome = finished_run
+    name, config, outcome = finished_run
     card = (outcome.run_dir / artifacts.MODEL_CARD_MARKDOWN).read_text()
+    domain = get_domain(name)
+    # the domain's optimizer, and the batch size in force: the domain's unless given (scaled up on a GPU)
+    assert outcome.manifest["config"]["batch_size"] == config.with_domain_defaults(domain).batch_size == domain.batch_size
+    assert (f"at learning rate {domain.learning_rate:g} over batches of {outcome.manifest['runtime']['batch_size']},"
+            in card)
     for section in MODEL_CARD_SECTIONS:
         assert f"## {section}" in card, section
     assert "## Gate" in card and "What compression did to each group" in card

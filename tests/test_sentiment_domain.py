@@ -13,7 +13,7 @@ from pipeline.cli import main
 from pipeline.config import FLOAT_MODEL, RunConfig
 from pipeline.data.text import fit_tokenizer
 from pipeline.domain import Domain
-from pipeline.domains.sentiment import SentimentDomain, build_text_model, choose_encoder
+from pipeline.domains.sentiment import SentimentDomain, build_text_model
 from pipeline.errors import EXIT_BAD_INPUT, InputError
 from pipeline.registry import get_domain
 from pipeline.stages.explain_text import MASK, explain_texts, string_predict_function, text_explanation_figures
@@ -90,16 +90,34 @@ def test_load_default_data_records_the_planted_link():
     assert other.source.fingerprint == data.source.fingerprint and list(other.test.raw) != list(data.test.raw)
 
 
-def test_the_encoder_follows_the_data_and_is_recorded():
-    assert choose_encoder(53899, 48)[0] == "lstm"
-    assert choose_encoder(7200, 48)[0] == "cnn" and "fewer than 20,000" in choose_encoder(7200, 48)[1]
-    assert choose_encoder(40000, 256)[0] == "cnn" and "256 tokens" in choose_encoder(40000, 256)[1]
+def test_the_domain_trains_kims_recipe_and_caps_the_output_norm():
+    import keras
+
+    from pipeline.stages.train import make_optimizer
+
     domain = SentimentDomain()
     data = domain.load(RunConfig(domain="sentiment", max_rows=1000, min_group_size=10))
-    assert data.source.notes[-1].startswith("model: word CNN encoder")
     options = domain.model_options(data, RunConfig(domain="sentiment"))
-    assert options["encoder"] == "cnn" and "kernel_sizes" in options and "lstm_units" not in options
-    assert domain.twin_model_options() == {"unroll": True}
+    assert options["encoder"] == "cnn" and options["kernel_sizes"] == (3, 4, 5) and options["output_max_norm"] == 3.0
+    assert (domain.optimizer, domain.learning_rate, domain.batch_size) == ("adadelta", 1.0, 50)
+    assert isinstance(make_optimizer(keras, domain.optimizer, domain.learning_rate), keras.optimizers.Adadelta)
+    with pytest.raises(ValueError, match="optimizer is 'sgd'"):
+        make_optimizer(keras, "sgd", 0.1)
+    # the batch size is the domain's unless given; --quick caps it at 64
+    assert RunConfig(domain="sentiment").with_domain_defaults(domain).batch_size == 50
+    assert RunConfig(domain="sentiment", batch_size=128).with_domain_defaults(domain).batch_size == 128
+    assert RunConfig(domain="sentiment", batch_size=128).quick_version().with_domain_defaults(domain).batch_size == 64
+    assert RunConfig(domain="fraud").quick_version().with_domain_defaults(get_domain("fraud")).batch_size == 64
+    # the max-norm constraint holds after updates that would push the output weights past it
+    keras.utils.set_random_seed(0)
+    model = build_text_model(keras, (16,), vocabulary_size=50, embedding_dim=8, filters=4, output_max_norm=0.05)
+    model.compile(optimizer=make_optimizer(keras, "adam", 0.5), loss="binary_crossentropy")
+    ids = np.random.default_rng(0).integers(2, 50, size=(64, 16)).astype(np.int32)
+    model.fit(ids, (ids[:, 0] % 2).astype(np.float32), epochs=3, verbose=0)
+    kernel = np.asarray(model.get_layer("probability").kernel)
+    assert np.linalg.norm(kernel) <= 0.05 + 1e-6
+    unconstrained = build_text_model(keras, (16,), vocabulary_size=50, output_max_norm=None)
+    assert unconstrained.get_layer("probability").kernel_constraint is None
 
 
 def test_custom_identity_terms():

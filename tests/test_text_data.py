@@ -207,9 +207,10 @@ def test_sst2_like_layout_uses_the_dev_file_as_test_split_and_keeps_phrases_toge
             prefix = " ".join(sentence.split()[:3])
             assert (sentence in train_texts) == (prefix in train_texts)
         assert len(set(data.validation.raw)) > 0
-    smaller = load_text(folder, min_group_size=5, validation_share=0.1)
-    assert 0 < len(smaller.validation) < len(data.validation)
-    assert any("split 90%/10% into train and validation" in n for n in smaller.source.notes)
+    assert any("split 90%/10% into train and validation" in n for n in data.source.notes)  # the default share
+    larger = load_text(folder, min_group_size=5, validation_share=0.3)
+    assert len(larger.validation) > len(data.validation) > 0
+    assert any("split 70%/30% into train and validation" in n for n in larger.source.notes)
 
 
 def test_aclimdb_layout_reads_pos_and_neg_folders(tmp_path):

@@ -88,6 +88,7 @@ class DistributedJob:
     validation_labels: np.ndarray
     epochs: int
     batch_size: int             # per worker; the global batch is batch_size × workers
+    optimizer: str              # pipeline.stages.train.OPTIMIZERS
     learning_rate: float
     patience: int
     seed: int
@@ -156,6 +157,7 @@ def _train(job: DistributedJob, report: Callable[[str], None]) -> DistributedRes
 
     from pipeline.stages.compress import weights_by_layer_name
     from pipeline.stages.input_pipeline import evaluation_dataset, training_dataset
+    from pipeline.stages.train import make_optimizer
 
     tf_keras.utils.set_random_seed(job.seed)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -172,7 +174,7 @@ def _train(job: DistributedJob, report: Callable[[str], None]) -> DistributedRes
 
     with strategy.scope():
         model = job.model_builder(tf_keras, job.input_shape, **job.model_options)
-        model.compile(optimizer=tf_keras.optimizers.Adam(job.learning_rate), loss="binary_crossentropy",
+        model.compile(optimizer=make_optimizer(tf_keras, job.optimizer, job.learning_rate), loss="binary_crossentropy",
                       metrics=[tf_keras.metrics.AUC(curve="PR", name="pr_auc"), tf_keras.metrics.AUC(name="roc_auc")])
 
     class EpochLine(tf_keras.callbacks.Callback):

@@ -168,8 +168,9 @@ def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict,
         f"Domain: {manifest['domain_title']} (`{manifest['domain']}`), modality {manifest['modality']}.",
         f"Architecture: Functional Keras model with {_number(training['parameters'])} parameters, trained in "
         f"Keras {manifest['packages'].get('keras')} ({manifest['runtime']['backend']} backend) on "
-        f"{manifest['runtime']['device']}, {training['epochs_run']} epochs (best epoch {training['best_epoch']}, "
-        f"early stopping on validation PR-AUC), {training['seconds']:.1f} s.",
+        f"{manifest['runtime']['device']}, {_optimizer_text(training, manifest['runtime'])}{training['epochs_run']} "
+        f"epochs (best epoch {training['best_epoch']}, early stopping on validation PR-AUC), "
+        f"{training['seconds']:.1f} s.",
         f"Output: probability of `{data['positive_class']}` (label `{data['label']}` = 1); a case is flagged when "
         f"the probability reaches the variant's own threshold, chosen on the validation split to "
         f"{_threshold_rule_text(manifest)}.",
@@ -307,6 +308,16 @@ def _group_results(audit: dict, ship: str, plots: list[str]) -> list:
         if plot in plots:
             blocks.append(Image(plot, f"TPR and FPR by {column}"))
     return blocks
+
+
+def _optimizer_text(training: dict, runtime: dict) -> str:
+    """"Adadelta at learning rate 1 over batches of 50, " (empty for runs that did not record it)."""
+    optimizer = training.get("optimizer")
+    if not optimizer:
+        return ""
+    names = {"adam": "Adam", "adadelta": "Adadelta"}
+    batches = f" over batches of {runtime['batch_size']}" if runtime.get("batch_size") else ""
+    return f"{names.get(optimizer['name'], optimizer['name'])} at learning rate {optimizer['learning_rate']:g}{batches}, "
 
 
 def _fine_tuning_lines(compression: dict) -> list[str]:

@@ -12,6 +12,20 @@ from pipeline.runtime import Runtime
 from pipeline.stages.input_pipeline import Augmentation, evaluation_dataset, training_dataset
 
 
+# The optimizers a domain may train with (Domain.optimizer), built the same way in Keras 3
+# and tf_keras: Adam, or Adadelta with Zeiler's rho and epsilon as Kim (2014) used it.
+OPTIMIZERS = ("adam", "adadelta")
+
+
+def make_optimizer(keras: Any, name: str, learning_rate: float) -> Any:
+    """The named optimizer of the Keras module `keras` (Keras 3 or tf_keras)."""
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if name == "adadelta":
+        return keras.optimizers.Adadelta(learning_rate=learning_rate, rho=0.95, epsilon=1e-6)
+    raise ValueError(f"optimizer is {name!r}, expected one of {', '.join(OPTIMIZERS)}")
+
+
 @dataclass
 class TrainedModel:
     model: Any                   # a Keras 3 model
@@ -20,12 +34,13 @@ class TrainedModel:
     epochs_run: int
     best_epoch: int
     class_weights: dict
+    optimizer: dict              # {"name": ..., "learning_rate": ...}
     distributed: dict | None = None   # workers, replicas in sync, weights fingerprint
     input_pipeline: dict | None = None  # what the tf.data pipeline did (input_pipeline.InputPipelineSummary)
 
     def summary(self) -> dict:
         return {"history": self.history, "seconds": round(self.seconds, 3), "epochs_run": self.epochs_run,
-                "best_epoch": self.best_epoch, "class_weights": self.class_weights,
+                "best_epoch": self.best_epoch, "class_weights": self.class_weights, "optimizer": self.optimizer,
                 "parameters": int(self.model.count_params()), "distributed": self.distributed,
                 "input_pipeline": self.input_pipeline}
 
@@ -58,6 +73,7 @@ def train_model(
     validation_labels: np.ndarray,
     runtime: Runtime,
     epochs: int,
+    optimizer: str = "adam",
     learning_rate: float = 1e-3,
     patience: int = 5,
     progress: Callable[[str], None] = print,
@@ -75,11 +91,11 @@ def train_model(
         return _train_on_cluster(
             cluster, model_builder=model_builder, input_shape=input_shape, model_options=model_options,
             train_features=train_features, train_labels=train_labels, validation_features=validation_features,
-            validation_labels=validation_labels, runtime=runtime, epochs=epochs, learning_rate=learning_rate,
-            patience=patience, progress=progress, augmentation=augmentation)
+            validation_labels=validation_labels, runtime=runtime, epochs=epochs, optimizer=optimizer,
+            learning_rate=learning_rate, patience=patience, progress=progress, augmentation=augmentation)
     model = model_builder(keras, input_shape, **model_options)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=make_optimizer(keras, optimizer, learning_rate),
         loss="binary_crossentropy",
         metrics=[keras.metrics.AUC(curve="PR", name="pr_auc"), keras.metrics.AUC(name="roc_auc")],
         jit_compile=runtime.jit_compile,
@@ -99,12 +115,13 @@ def train_model(
     best_epoch = int(np.argmax(values["val_pr_auc"])) + 1 if values.get("val_pr_auc") else len(history.epoch)
     return TrainedModel(model=model, history=values, seconds=time.monotonic() - started,
                         epochs_run=len(history.epoch), best_epoch=best_epoch, class_weights=class_weights,
+                        optimizer={"name": optimizer, "learning_rate": learning_rate},
                         input_pipeline=pipeline.to_json())
 
 
 def _train_on_cluster(cluster, *, model_builder, input_shape, model_options, train_features, train_labels,
-                      validation_features, validation_labels, runtime: Runtime, epochs: int, learning_rate: float,
-                      patience: int, progress: Callable[[str], None],
+                      validation_features, validation_labels, runtime: Runtime, epochs: int, optimizer: str,
+                      learning_rate: float, patience: int, progress: Callable[[str], None],
                       augmentation: Augmentation | None) -> TrainedModel:
     import keras
 
@@ -118,7 +135,8 @@ def _train_on_cluster(cluster, *, model_builder, input_shape, model_options, tra
         train_features=train_features, train_labels=train_labels,
         class_weights=class_weights,
         validation_features=validation_features, validation_labels=validation_labels, epochs=epochs,
-        batch_size=runtime.batch_size, learning_rate=learning_rate, patience=patience, seed=runtime.seed,
+        batch_size=runtime.batch_size, optimizer=optimizer, learning_rate=learning_rate, patience=patience,
+        seed=runtime.seed,
         augmentation=augmentation),
         progress=progress)
     model = model_builder(keras, input_shape, **model_options)
@@ -127,7 +145,7 @@ def _train_on_cluster(cluster, *, model_builder, input_shape, model_options, tra
     return TrainedModel(model=model, history=result.history, seconds=time.monotonic() - started,
                         epochs_run=len(result.history.get("loss", [])),
                         best_epoch=int(np.argmax(pr_auc)) + 1 if pr_auc else len(result.history.get("loss", [])),
-                        class_weights=class_weights,
+                        class_weights=class_weights, optimizer={"name": optimizer, "learning_rate": learning_rate},
                         distributed={"workers": list(cluster.workers), "worker_index": cluster.index,
                                      "replicas_in_sync": result.replicas_in_sync,
                                      "engine": "tf.distribute.MultiWorkerMirroredStrategy (tf_keras flavour)",
