@@ -53,7 +53,8 @@ def measure_case(name: str) -> dict:
     trained = train_model(model_builder=domain.model_builder, input_shape=tuple(train_x.shape[1:]),
                           model_options=model_options, train_features=train_x, train_labels=data.train.labels,
                           validation_features=validation_x, validation_labels=data.validation.labels,
-                          runtime=runtime, epochs=config.epochs, progress=lambda line: None,
+                          runtime=runtime, epochs=config.epochs, optimizer=domain.optimizer,
+                          learning_rate=domain.learning_rate, progress=lambda line: None,
                           augmentation=domain.augmentation())
     predict = batched_predict_function(trained.model)
     threshold = choose_threshold(data.validation.labels, predict(validation_x), config.threshold_rule)
