@@ -173,9 +173,9 @@ class RunConfig:
         return dataclasses.replace(
             self,
             quick=True,
-            # Few rows and epochs: smaller batches keep enough optimisation steps to learn.
+            # Few rows and epochs (the batch size is capped in with_domain_defaults, once the
+            # domain's own is known).
             epochs=min(self.epochs, 5),
-            batch_size=None if self.batch_size is None else min(self.batch_size, QUICK_MAX_BATCH_SIZE),
             max_rows=self.max_rows or 4000,
             fine_tune_epochs=2,
             representative_rows=min(self.representative_rows, 100),

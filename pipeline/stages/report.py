@@ -315,9 +315,8 @@ def _optimizer_text(training: dict, runtime: dict) -> str:
     optimizer = training.get("optimizer")
     if not optimizer:
         return ""
-    names = {"adam": "Adam", "adadelta": "Adadelta"}
     batches = f" over batches of {runtime['batch_size']}" if runtime.get("batch_size") else ""
-    return f"{names.get(optimizer['name'], optimizer['name'])} at learning rate {optimizer['learning_rate']:g}{batches}, "
+    return f"{optimizer['name'].capitalize()} at learning rate {optimizer['learning_rate']:g}{batches}, "
 
 
 def _fine_tuning_lines(compression: dict) -> list[str]:
