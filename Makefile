@@ -6,13 +6,17 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test benchmark clean
 
+# pip's and setuptools' own chatter goes to $(VENV)/install.log; its tail is shown if the install fails.
 $(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
-	touch $@
+	@echo "Installing EdgeAudit and its dependencies into $(VENV) (about a minute; log: $(VENV)/install.log)"
+	@$(PYTHON) -m venv $(VENV)
+	@{ $(BIN)/python -m pip install --upgrade pip && $(BIN)/python -m pip install -e ".[test]"; } \
+		> $(VENV)/install.log 2>&1 \
+		|| { tail -n 30 $(VENV)/install.log; echo "The install failed; the whole log is $(VENV)/install.log"; exit 1; }
+	@touch $@
 
-# Every registered domain on its embedded default data, into reports/.
+# Every registered domain on its embedded default data, into reports/. Ends with one summary
+# table; exits 0 when every run finished, failed gates included (they are findings, in each report).
 demo: $(BIN)/.installed
 	$(BIN)/edgeaudit run all
 

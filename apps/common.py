@@ -91,20 +91,23 @@ def pick_run(title: str) -> RunEntry | None:
     domain = st.sidebar.selectbox("Domain", ["all domains", *domains], key=_DOMAIN_PICKER)
     shown = [e for e in entries if domain == "all domains" or e.domain == domain] or entries
     by_key = {entry.key: entry for entry in shown}
+    labels = index.picker_labels(shown)
     requested = st.query_params.get("run")
     for candidate in (st.session_state.get(_PICKER), st.session_state.get(_PICKED), requested, shown[0].key):
         if candidate in by_key:
             st.session_state[_PICKER] = candidate
             break
-    choice = st.sidebar.selectbox("Run", list(by_key), format_func=lambda key: by_key[key].label, key=_PICKER,
+    choice = st.sidebar.selectbox("Run", list(by_key), format_func=labels.__getitem__, key=_PICKER,
                                   help="Finished, verified runs only; broken runs are listed on the Runs page.")
     st.session_state[_PICKED] = choice
     entry = by_key[choice]
     broken = len(listing) - len(entries)
     if broken:
         st.sidebar.caption(f"{broken} run(s) not shown: unfinished or corrupt (see Runs).")
-    st.caption(f"`{entry.domain}` · run `{entry.run_id}` · created {entry.created or 'n/a'} · "
+    st.caption(f"`{entry.domain}` · run `{entry.run_id}` · folder `{entry.key}` · created {entry.created or 'n/a'} · "
                f"{entry.manifest.get('domain_title') or ''}")
+    if entry.unlisted_warning:
+        st.warning(entry.unlisted_warning[:1].upper() + entry.unlisted_warning[1:] + ".")
     return entry
 
 

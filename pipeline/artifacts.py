@@ -16,10 +16,13 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pipeline.errors import InputError
 
 MANIFEST = "manifest.json"
 PREPROCESSING = "models/preprocessing.json"
@@ -56,6 +59,35 @@ def new_run_id(seed: int) -> str:
     """Sortable and unique: UTC time, seed, random suffix."""
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     return f"{now}-seed{seed}-{secrets.token_hex(3)}"
+
+
+def check_output_dir(output_dir: str | os.PathLike, *, option: str = "--out") -> Path:
+    """Check, before any work, that runs can be written under `output_dir`; returns it resolved.
+
+    Refuses (InputError naming the path and the fix) a path that is a file, a path with a file
+    among its parents, and a folder that cannot be written. Writability is tested for real:
+    a temporary folder is made and removed in the deepest folder that exists (a permission
+    bit alone says nothing for root, a read-only file system or an ACL). Nothing is left behind.
+    """
+    given = str(output_dir)
+    path = Path(output_dir).expanduser().absolute()
+    fix = (f"pass {option} a folder you can write to (it is created if missing), "
+           f"e.g. {option} reports")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        where = "is a file" if existing == path else f"has a file, {existing}, where a folder is needed"
+        raise InputError(f"{option} {given} {where}", fix=fix)
+    try:
+        probe = tempfile.mkdtemp(prefix=".edgeaudit-write-test-", dir=existing)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise InputError(f"{option} {given} cannot be written: {reason} in {existing}", fix=fix) from None
+    os.rmdir(probe)
+    return path
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -106,6 +138,13 @@ class RunFolder:
         self.final_path = Path(output_dir) / domain / run_id
         self.staging_path = Path(output_dir) / domain / f"{INCOMPLETE_PREFIX}{run_id}"
         self.artifacts: dict[str, dict] = {}
+        # The folders this run creates above its own (the domain's folder, the reports folder and
+        # any missing above it), deepest first: a discarded run removes them again if left empty.
+        self._created_parents = []
+        parent = self.staging_path.parent
+        while not parent.exists() and parent != parent.parent:
+            self._created_parents.append(parent)
+            parent = parent.parent
         self.staging_path.mkdir(parents=True, exist_ok=False)
 
     # ---- writing ---------------------------------------------------------------------
@@ -154,4 +193,10 @@ class RunFolder:
         return self.final_path
 
     def discard(self) -> None:
+        """Remove the unfinished run, and the folders it created above it if they are now empty."""
         shutil.rmtree(self.staging_path, ignore_errors=True)
+        for folder in self._created_parents:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (another run is there), or already gone
+                pass

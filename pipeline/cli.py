@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 
 from pipeline import __version__
 from pipeline.config import ALL_VARIANTS, PRUNING_LEARNING_RATES, THRESHOLD_RULES, GateThresholds, RunConfig
-from pipeline.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_OK, InputError
+from pipeline.console import set_verbose, verbose
+from pipeline.errors import EXIT_BAD_INPUT, EXIT_CRASH, EXIT_GATE_FAILED, EXIT_OK, InputError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -123,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     output = run.add_argument_group("output")
     output.add_argument("--out", dest="output_dir", default=defaults.output_dir, metavar="DIR",
                         help="reports folder; each run goes to DIR/<domain>/<run-id>/")
+    output.add_argument("--verbose", action="store_true",
+                        help="also show the frameworks' own log lines (TensorFlow's C++ start-up messages, "
+                             "LiteRT's delegate notes), hidden by default; same as EDGEAUDIT_VERBOSE=1")
 
     dashboard = commands.add_parser(
         "dashboard", help="open the audit dashboard over a reports folder (Streamlit, on localhost)",
@@ -164,10 +169,27 @@ def _config(arguments: argparse.Namespace, domain: str) -> RunConfig:
         gate=GateThresholds(max_quality_drop=arguments.max_quality_drop,
                             max_equalized_odds_difference=arguments.max_equalized_odds_difference,
                             max_gap_widening=arguments.max_gap_widening),
-        workers=tuple(a.strip() for a in arguments.workers.split(",") if a.strip()) if arguments.workers else (),
+        workers=_worker_addresses(arguments.workers),
         worker_index=arguments.worker_index,
     )
     return (config.quick_version() if arguments.quick else config).validate()
+
+
+def _worker_addresses(text: str | None) -> tuple[str, ...]:
+    """--workers HOST:PORT,HOST:PORT as a tuple; a list with nothing in it, or an empty item, is refused."""
+    if text is None:
+        return ()
+    items = [item.strip() for item in text.split(",")]
+    example = "--workers 10.0.0.1:2222,10.0.0.2:2222"
+    if not any(items):
+        raise InputError(f"--workers {text!r} names no worker",
+                         fix=f"give every worker's HOST:PORT, separated by commas, e.g. {example}; leave "
+                             "--workers out to train on this machine alone")
+    empty = [str(position) for position, item in enumerate(items, start=1) if not item]
+    if empty:
+        raise InputError(f"--workers {text!r} has an empty address at position {', '.join(empty)} of {len(items)}",
+                         fix=f"remove the extra comma, so that every item is a HOST:PORT, e.g. {example}")
+    return tuple(items)
 
 
 def run_config(argv: list[str]) -> RunConfig:
@@ -201,25 +223,79 @@ def _run(arguments: argparse.Namespace) -> int:
         names = [arguments.domain]
     configs = [_config(arguments, name) for name in names]  # validate every option before any work
 
-    from pipeline.run import run_pipeline
+    from pipeline.run import check_before_work, run_pipeline
 
-    exit_code = EXIT_OK
+    check_before_work(configs[0])  # --out and the cluster, once, before any domain loads data
+
+    if arguments.domain != "all":
+        return _report_outcome(run_pipeline(configs[0]))
+    # Every domain on its default data: one domain's failure does not stop the others, gate
+    # verdicts are findings (exit 0), and one table at the end says how each run ended.
+    rows, exit_code = [], EXIT_OK
     for config in configs:
-        print(f"== {config.domain}{' (quick)' if config.quick else ''} ==", flush=True)
-        outcome = run_pipeline(config)
-        if outcome.run_dir is None:  # a worker other than the chief
-            print(f"Worker {outcome.manifest['worker']} done: trained with {outcome.manifest['replicas_in_sync']} "
-                  f"replicas; weights fingerprint {outcome.manifest['weights_fingerprint']}. "
-                  f"The chief (worker 0) writes the report.")
+        try:
+            outcome = run_pipeline(config)
+        except InputError as error:
+            print(f"edgeaudit: error: {config.domain}: {error}", file=sys.stderr, flush=True)
+            rows.append((config.domain, "BAD INPUT", "", str(error).splitlines()[0]))
+            exit_code = exit_code or EXIT_BAD_INPUT
             continue
-        print(_gate_summary(outcome.gate))
-        print(f"Report: {outcome.run_dir}")
-        if outcome.manifest.get("distributed"):
-            print(f"Trained on {len(outcome.manifest['distributed']['workers'])} workers; weights fingerprint "
-                  f"{outcome.manifest['distributed']['weights_fingerprint']}")
-        if not outcome.gate["passed"]:
-            exit_code = EXIT_GATE_FAILED
+        except Exception as error:  # noqa: BLE001 - reported, and the other domains still run
+            traceback.print_exc()
+            rows.append((config.domain, "CRASHED", "", f"{type(error).__name__}: {error}".splitlines()[0]))
+            exit_code = EXIT_CRASH
+            continue
+        _report_outcome(outcome)
+        rows.append(_summary_row(config.domain, outcome))
+    print(_summary_table(rows))
     return exit_code
+
+
+def _report_outcome(outcome) -> int:
+    """Print how one run ended; its exit code (3 when the gate failed)."""
+    if outcome.run_dir is None:  # a worker other than the chief
+        print(f"Worker {outcome.manifest['worker']} done: trained with {outcome.manifest['replicas_in_sync']} "
+              f"replicas; weights fingerprint {outcome.manifest['weights_fingerprint']}. "
+              f"The chief (worker 0) writes the report.")
+        return EXIT_OK
+    print(_gate_summary(outcome.gate))
+    print(f"Report: {outcome.run_dir}")
+    if outcome.manifest.get("distributed"):
+        print(f"Trained on {len(outcome.manifest['distributed']['workers'])} workers; weights fingerprint "
+              f"{outcome.manifest['distributed']['weights_fingerprint']}")
+    return EXIT_OK if outcome.gate["passed"] else EXIT_GATE_FAILED
+
+
+def _summary_row(domain: str, outcome) -> tuple[str, str, str, str]:
+    if outcome.run_dir is None:
+        return domain, "worker", "", "trained; the chief writes the report"
+    gate = outcome.gate
+    failed = [check["explanation"] for check in gate["checks"] if not check["passed"]]
+    why = "; ".join(failed) if failed else f"all {len(gate['checks'])} checks passed"
+    return domain, "passed" if gate["passed"] else "FAILED", _shown_path(outcome.run_dir), why
+
+
+def _shown_path(path) -> str:
+    """The run folder relative to the working directory when it lies below it, else absolute."""
+    from pathlib import Path
+
+    absolute = Path(path).resolve()
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
+
+
+def _summary_table(rows: list[tuple[str, str, str, str]]) -> str:
+    """One line per domain: domain, gate verdict (or how it failed), run folder, why."""
+    headers = ("domain", "gate", "run folder", "why")
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(3)]
+    finished = sum(1 for row in rows if row[1] in ("passed", "FAILED", "worker"))
+    lines = ["", f"Summary: {finished} of {len(rows)} runs finished. A failed gate is a finding about that "
+                 "model, written into its report; it does not stop the other domains."]
+    for row in [headers, *rows]:
+        lines.append("  " + "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3])
+    return "\n".join(lines)
 
 
 def _gate_summary(gate: dict) -> str:
@@ -285,8 +361,8 @@ def _report(arguments: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     arguments = _parser().parse_args(argv)
+    set_verbose(getattr(arguments, "verbose", False) or verbose())
     try:
         if arguments.command == "domains":
             return _list_domains()

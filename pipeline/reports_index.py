@@ -55,6 +55,9 @@ class RunEntry:
     problems: tuple[str, ...] = ()
     manifest: dict = field(default_factory=dict)
     gate: dict = field(default_factory=dict)
+    # Files in the run folder that the manifest does not list (the folder was added to after
+    # the run finished). Never read or offered; shown as a warning beside the run.
+    unlisted: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -86,7 +89,7 @@ class RunEntry:
     @property
     def gate_passed(self) -> bool | None:
         passed = self.gate.get("passed", (self.manifest.get("gate") or {}).get("passed"))
-        return None if passed is None else bool(passed)
+        return None if passed is None else passed is True  # a string such as "false" is not a pass
 
     @property
     def gate_reasons(self) -> list[str]:
@@ -120,7 +123,29 @@ class RunEntry:
         if not self.ok:
             return f"{self.key} ({self.status})"
         verdict = {True: "gate passed", False: "gate failed", None: "no gate"}[self.gate_passed]
-        return f"{self.domain} · {self.run_id} · {verdict}"
+        extra = f" · {len(self.unlisted)} unlisted file(s)" if self.unlisted else ""
+        return f"{self.domain} · {self.run_id} · {verdict}{extra}"
+
+    @property
+    def unlisted_warning(self) -> str | None:
+        """What to tell a reader about files the manifest does not list, or None."""
+        if not self.unlisted:
+            return None
+        shown = ", ".join(self.unlisted[:5]) + (f" and {len(self.unlisted) - 5} more" if len(self.unlisted) > 5 else "")
+        return (f"the run folder holds {len(self.unlisted)} file(s) that its manifest does not list ({shown}): "
+                "they were added after the run finished, are not part of the verified run, and are never read "
+                "or offered here; remove them, or find out who added them")
+
+
+def picker_labels(entries: Iterable[RunEntry]) -> dict[str, str]:
+    """key -> label for a select box, unique: copies of one run (same domain, run id and verdict)
+    are told apart by their folder in the reports folder."""
+    entries = list(entries)
+    labels = {entry.key: entry.label for entry in entries}
+    counts: dict[str, int] = {}
+    for label in labels.values():
+        counts[label] = counts.get(label, 0) + 1
+    return {key: (f"{label} · folder {key}" if counts[label] > 1 else label) for key, label in labels.items()}
 
 
 class RunReadError(RuntimeError):
@@ -274,7 +299,21 @@ def verify_run(path: str | os.PathLike, *, key: str | None = None) -> RunEntry:
         return corrupt(*problems, manifest=manifest)
     gate = parsed.get(GATE) if isinstance(parsed.get(GATE), dict) else {}
     return RunEntry(key=key, path=str(folder), domain=str(manifest.get("domain") or domain),
-                    run_id=str(manifest.get("run_id") or folder.name), status=OK, manifest=manifest, gate=gate)
+                    run_id=str(manifest.get("run_id") or folder.name), status=OK, manifest=manifest, gate=gate,
+                    unlisted=_unlisted_files(folder, listed))
+
+
+def _unlisted_files(folder: Path, listed: set[str]) -> tuple[str, ...]:
+    """Relative paths of the files (and links) in `folder` that are neither listed nor the manifest."""
+    found = []
+    for root, folders, files in os.walk(folder):  # links to folders are listed, never followed
+        here = Path(root)
+        names = files + [name for name in folders if (here / name).is_symlink()]
+        for name in names:
+            relative = (here / name).relative_to(folder).as_posix()
+            if relative != MANIFEST and relative not in listed:
+                found.append(relative)
+    return tuple(sorted(found))
 
 
 def _safe_relative(relative: str) -> bool:

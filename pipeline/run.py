@@ -47,16 +47,18 @@ def run_pipeline(config: RunConfig, *, progress: Progress | None = None) -> RunO
     started_wall = time.monotonic()
     created = _dt.datetime.now(_dt.timezone.utc)
 
+    cluster = check_before_work(config)
+
     with progress.stage("load data"):
         data = domain.load(config)
         progress(f"  {data.source.description}: {data.source.rows:,} rows; train {len(data.train):,}, "
                  f"validation {len(data.validation):,}, test {len(data.test):,}; "
                  f"{len(data.feature_names)} model inputs; groups by {', '.join(data.sensitive_columns)}")
 
+    from pipeline.console import start_frameworks
     from pipeline.runtime import configure_runtime  # imports Keras: after the cheap input checks
-    from pipeline.stages.distributed import resolve_cluster
 
-    cluster = resolve_cluster(config.workers, config.worker_index)
+    start_frameworks()  # TensorFlow's native start-up lines stay off the terminal (--verbose shows them)
     runtime = configure_runtime(seed=config.seed, batch_size=config.batch_size)
     progress(f"  training on {runtime.device} ({runtime.backend} backend, mixed precision "
              f"{'on' if runtime.mixed_precision else 'off'}, XLA {'on' if runtime.jit_compile else 'off'})"
@@ -78,6 +80,18 @@ def run_pipeline(config: RunConfig, *, progress: Progress | None = None) -> RunO
         folder.discard()
         raise
     return RunOutcome(run_dir=run_dir, gate=gate, manifest=manifest)
+
+
+def check_before_work(config: RunConfig):
+    """The checks that need no data, so that their errors come before any loading: the cluster
+    (--workers / TF_CONFIG) and, where this process writes the report, that --out can be written.
+    Returns the cluster (None for single-machine training); raises InputError."""
+    from pipeline.stages.distributed import resolve_cluster
+
+    cluster = resolve_cluster(config.workers, config.worker_index)
+    if cluster is None or cluster.is_chief:
+        artifacts.check_output_dir(config.output_dir)
+    return cluster
 
 
 def _train_as_worker(config: RunConfig, domain: Domain, data: DomainData, runtime, cluster,

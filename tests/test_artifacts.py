@@ -31,7 +31,20 @@ def test_discard_removes_everything(tmp_path):
     folder = artifacts.RunFolder(tmp_path, "fraud", "run-2")
     folder.write_text("model_card.md", "half", role="model_card")
     folder.discard()
-    assert list((tmp_path / "fraud").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # the domain's folder it created goes too
+
+
+def test_discard_keeps_folders_it_did_not_create_or_that_hold_other_runs(tmp_path):
+    reports = tmp_path / "reports"
+    first = artifacts.RunFolder(reports, "fraud", "run-1")
+    first.write_text("model_card.md", "done", role="model_card")
+    first.finish({"status": "complete"})
+    second = artifacts.RunFolder(reports, "fraud", "run-2")
+    second.discard()
+    assert [p.name for p in (reports / "fraud").iterdir()] == ["run-1"]
+    third = artifacts.RunFolder(tmp_path / "new" / "reports", "imaging", "run-3")
+    third.discard()
+    assert list(tmp_path.iterdir()) == [reports]  # new/reports/imaging were made by it, and went with it
 
 
 def test_json_refuses_nothing_numpy_makes():

@@ -109,6 +109,8 @@ def test_a_quick_cli_run_writes_a_finished_report(tmp_path):
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert completed.returncode in (0, 3), completed.stdout[-3000:] + completed.stderr[-3000:]
     assert "[7/7] report done" in completed.stdout
+    for noise in NATIVE_NOISE:  # a quiet run: none of the frameworks' native start-up lines
+        assert noise not in completed.stdout + completed.stderr, (noise, completed.stderr[:3000])
     assert ("Gate PASSED" in completed.stdout) == (completed.returncode == 0)
     manifests = _finished_runs(tmp_path)
     assert len(manifests) == 1
@@ -120,3 +122,160 @@ def test_a_quick_cli_run_writes_a_finished_report(tmp_path):
     # --threshold-rule reaches the run: recorded in the manifest, said in the model card.
     assert json.loads(manifests[0].read_text())["config"]["threshold_rule"] == "youden"
     assert "Youden's J" in (run_dir / "model_card.md").read_text()
+
+
+# ---- hardening (issue 14) -------------------------------------------------------------------
+
+NATIVE_NOISE = ("E0000", "I0000", "W0000", "absl::InitializeLog", "cuInit", "XNNPACK", "oneDNN")
+
+
+@pytest.mark.parametrize("case", ["a regular file", "a file among its parents", "a folder that cannot be written"])
+def test_an_unusable_out_exits_2_naming_it_before_any_work(case, capsys, tmp_path, monkeypatch):
+    blocker = tmp_path / "reports.txt"
+    blocker.write_text("not a folder")
+    if case == "a regular file":
+        out, expected = blocker, f"--out {blocker} is a file"
+    elif case == "a file among its parents":
+        out, expected = blocker / "reports", f"has a file, {blocker}, where a folder is needed"
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        out, expected = locked / "reports", f"--out {locked / 'reports'} cannot be written: Permission denied"
+        if os.geteuid() == 0:  # root writes anywhere: refuse the probe as the kernel would refuse a user
+            from pipeline import artifacts
+
+            def refused(**_):
+                raise PermissionError(13, "Permission denied")
+            monkeypatch.setattr(artifacts.tempfile, "mkdtemp", refused)
+        else:
+            locked.chmod(0o555)
+    loaded = []
+    from pipeline.registry import get_domain
+
+    monkeypatch.setattr(type(get_domain("fraud")), "load", lambda *a, **k: loaded.append(1))
+    code, _, err = _run_cli(["run", "fraud", "--out", str(out)], capsys)
+    assert code == EXIT_BAD_INPUT, err
+    assert expected in err and "How to fix: pass --out a folder you can write to" in err
+    assert "Traceback" not in err and not loaded
+    code, _, err = _run_cli(["run", "all", "--out", str(out)], capsys)
+    assert code == EXIT_BAD_INPUT and expected in err and err.count("edgeaudit: error") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["reports.txt"] + (["locked"] if "locked" in str(out) else []))
+
+
+@pytest.mark.parametrize("workers, expected", [
+    (",,,", "--workers ',,,' names no worker"),
+    ("", "--workers '' names no worker"),
+    ("10.0.0.1:2222,,10.0.0.2:2222", "has an empty address at position 2 of 3"),
+    ("10.0.0.1:2222,", "has an empty address at position 2 of 2"),
+])
+def test_a_worker_list_with_nothing_or_an_empty_item_exits_2(workers, expected, capsys, tmp_path):
+    code, _, err = _run_cli(["run", "fraud", "--out", str(tmp_path), "--workers", workers, "--worker-index", "0"],
+                            capsys)
+    assert code == EXIT_BAD_INPUT and expected in err and "How to fix" in err
+    assert not list(tmp_path.iterdir())
+
+
+def _outcome(tmp_path, domain, passed):
+    from pipeline.run import RunOutcome
+
+    checks = [{"name": "quality", "passed": True, "explanation": "int8 pr_auc drop +0.001 (limit 0.01)"},
+              {"name": "eo", "passed": passed, "explanation": f"{domain}: equalized odds difference by age is 0.31"}]
+    return RunOutcome(run_dir=tmp_path / domain / "run-1", gate={"passed": passed, "ship_variant": "int8",
+                                                                 "checks": checks}, manifest={})
+
+
+def test_run_all_ends_with_a_summary_and_exits_0_when_every_run_finished(capsys, tmp_path, monkeypatch):
+    from pipeline import run as run_module
+    from pipeline.registry import domain_names
+
+    verdicts = {name: index % 2 == 0 for index, name in enumerate(domain_names())}
+    monkeypatch.setattr(run_module, "run_pipeline", lambda config: _outcome(tmp_path, config.domain,
+                                                                            verdicts[config.domain]))
+    code, out, _ = _run_cli(["run", "all", "--out", str(tmp_path)], capsys)
+    assert code == 0, out  # failed gates are findings, written into each report
+    summary = out[out.index("Summary:"):]
+    assert f"Summary: {len(verdicts)} of {len(verdicts)} runs finished" in summary
+    for name, passed in verdicts.items():
+        line = next(line for line in summary.splitlines() if line.strip().startswith(name + " "))
+        assert ("passed" if passed else "FAILED") in line and str(tmp_path / name / "run-1") in line
+        assert (f"{name}: equalized odds difference by age is 0.31" in line) != passed
+        assert ("all 2 checks passed" in line) == passed
+    # a single domain keeps exit 3 for pipelines
+    failing = next(name for name, passed in verdicts.items() if not passed)
+    code, out, _ = _run_cli(["run", failing, "--out", str(tmp_path)], capsys)
+    assert code == 3 and "Summary:" not in out and "Gate FAILED" in out
+
+
+def test_run_all_goes_on_after_a_crashed_domain_and_says_so(capsys, tmp_path, monkeypatch):
+    from pipeline import run as run_module
+    from pipeline.registry import domain_names
+
+    names = domain_names()
+
+    def run_pipeline(config):
+        if config.domain == names[0]:
+            raise RuntimeError("the converter ran out of memory")
+        return _outcome(tmp_path, config.domain, True)
+    monkeypatch.setattr(run_module, "run_pipeline", run_pipeline)
+    code, out, err = _run_cli(["run", "all", "--out", str(tmp_path)], capsys)
+    assert code == 1
+    assert "RuntimeError: the converter ran out of memory" in err  # the traceback, for whoever debugs it
+    line = next(line for line in out.splitlines() if line.strip().startswith(names[0] + " "))
+    assert "CRASHED" in line and "RuntimeError: the converter ran out of memory" in line
+    assert f"Summary: {len(names) - 1} of {len(names)} runs finished" in out
+
+
+def test_native_output_is_silenced_unless_verbose(tmp_path):
+    """File descriptor 2 written by native code (as TensorFlow's C++ logging is) is hidden, and shown
+    again with EDGEAUDIT_VERBOSE=1 / --verbose; a failure inside replays what was hidden."""
+    script = ("import os, sys\n"
+              "from pipeline.console import native_output_silenced\n"
+              "with native_output_silenced():\n"
+              "    os.write(2, b'E0000 failed call to cuInit\\n')\n"
+              "print('done', flush=True)\n"
+              "try:\n"
+              "    with native_output_silenced():\n"
+              "        os.write(2, b'the reason it failed\\n')\n"
+              "        raise SystemExit(5)\n"
+              "finally:\n"
+              "    print('after', flush=True)\n")
+    quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           env={**os.environ, "EDGEAUDIT_VERBOSE": ""})
+    assert quiet.stdout == "done\nafter\n" and quiet.returncode == 5
+    assert "cuInit" not in quiet.stderr and "the reason it failed" in quiet.stderr
+    loud = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "EDGEAUDIT_VERBOSE": "1"})
+    assert "E0000 failed call to cuInit" in loud.stderr
+    from pipeline.cli import _parser
+
+    assert _parser().parse_args(["run", "fraud", "--verbose"]).verbose
+
+
+def test_ctrl_c_during_compression_is_one_clean_message_and_leaves_nothing(tmp_path):
+    """As a terminal sends it: SIGINT to the whole process group, while the compression child works."""
+    import signal
+
+    out = tmp_path / "reports"
+    command = [sys.executable, "-m", "pipeline", "run", "fraud", "--quick", "--max-rows", "2500",
+               "--min-group-size", "10", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seen = []
+    try:
+        for line in process.stdout:
+            seen.append(line)
+            if line.strip().startswith("float32: TFLite float32"):  # sent by the child once it works
+                break
+        os.killpg(process.pid, signal.SIGINT)
+        rest, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    text = "".join(seen) + rest
+    assert any("float32: TFLite float32" in line for line in seen), text[-3000:]
+    assert process.returncode == 130, text[-3000:]
+    assert "edgeaudit: interrupted; the unfinished run was removed" in text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+    for noise in NATIVE_NOISE:  # and the start-up before it was quiet
+        assert noise not in text, (noise, text[:3000])
+    assert not out.exists() or not any(out.rglob("*")), list(out.rglob("*"))

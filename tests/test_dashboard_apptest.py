@@ -295,3 +295,20 @@ def test_the_dashboard_command_checks_its_options_before_starting(tmp_path, caps
     assert "there is no reports folder at" in err and "How to fix" in err
     assert main(["dashboard", "--reports", str(tmp_path), "--port", "70000"]) == EXIT_BAD_INPUT
     assert "--port is 70000" in capsys.readouterr().err
+
+
+def test_a_copied_run_and_an_unlisted_file_are_told_apart_and_shown(open_page, tmp_path):
+    import shutil
+
+    original = fixtures.write_run(tmp_path, run_id="20261121-061653-seed0-39d029")
+    shutil.copytree(original, original.with_name("copy-of-the-run"))
+    at = open_page("views/tradeoffs.py", reports=tmp_path, run="fraud/copy-of-the-run")
+    labels = list(at.sidebar.selectbox(key="run_picker").options)  # as shown: the formatted labels
+    assert len(labels) == 2 and len(set(labels)) == 2, labels
+    assert any("folder fraud/copy-of-the-run" in label for label in labels)
+    assert not any("unlisted" in warning.value for warning in at.warning)
+    (original / "notes.html").write_text("<script>alert(1)</script>")
+    at = open_page("views/tradeoffs.py", reports=tmp_path, run=f"fraud/{original.name}")
+    assert any("1 file(s) that its manifest does not list (notes.html)" in warning.value for warning in at.warning)
+    runs = open_page("views/runs.py", reports=tmp_path)
+    assert f"fraud/{original.name}" in _text(runs) and "Files the manifest does not list" in _text(runs)

@@ -158,3 +158,9 @@ def test_model_card_has_every_section_and_the_gate(finished_run):
         assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     gate = json.loads((outcome.run_dir / artifacts.GATE).read_text())
     assert gate["passed"] == outcome.gate["passed"]
+    # The explanation paragraph states how many rows were explained (it once printed nothing there).
+    explanation = json.loads((outcome.run_dir / artifacts.EXPLANATIONS).read_text())
+    rows = explanation["settings"]["explained_rows"]
+    assert 0 < rows <= config.explain_rows and f"; {rows:,} test rows explained." in card
+    # The data source is quoted as recorded: a file name keeps its case ("yesno.csv", not "Yesno.csv").
+    assert f"Source: {outcome.manifest['data']['description']}" in card

@@ -286,3 +286,11 @@ def test_unknown_group_and_one_class_splits_are_errors(tiny_histories):
         _load(tiny_histories, sensitive_columns=("site",))
     with pytest.raises(InputError, match=r"every window ends within 500 cycles(.|\n)*--horizon"):
         _load(tiny_histories, horizon=500)
+
+
+def test_a_binary_file_is_refused_as_not_text(tmp_path):
+    path = tmp_path / "train_FD001.txt"
+    path.write_bytes(b"\x00\x01\x02" * 5000)
+    with pytest.raises(InputError, match=r"is not a text file(.|\n)*How to fix") as error:
+        sh.read_history_path(path)
+    assert str(path) in str(error.value)

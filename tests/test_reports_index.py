@@ -211,3 +211,34 @@ def test_reading_runs_imports_neither_tensorflow_nor_streamlit(reports):
             "heavy = [m for m in ('tensorflow', 'keras', 'tf_keras', 'streamlit', 'shap') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_files_the_manifest_does_not_list_are_reported_and_never_read(tmp_path):
+    folder = fixtures.write_run(tmp_path)
+    assert index.verify_run(folder).unlisted == ()
+    (folder / "notes.txt").write_text("added later")
+    (folder / "plots" / "extra.png").write_bytes(fixtures.tiny_png())
+    entry = index.verify_run(folder, key="fraud/x")
+    assert entry.ok  # every listed artifact still verifies
+    assert entry.unlisted == ("notes.txt", "plots/extra.png")
+    assert "2 file(s) that its manifest does not list (notes.txt, plots/extra.png)" in entry.unlisted_warning
+    assert "2 unlisted file(s)" in entry.label
+    with pytest.raises(index.RunReadError):
+        index.read_bytes(entry, "notes.txt")
+    assert "plots/extra.png" not in index.plots(entry)
+
+
+def test_copies_of_one_run_get_labels_that_tell_them_apart(tmp_path):
+    import shutil
+
+    original = fixtures.write_run(tmp_path, run_id="20261121-061653-seed0-39d029")
+    shutil.copytree(original, original.with_name("copy-of-the-run"))
+    shutil.copytree(original, tmp_path / "archive" / "fraud" / original.name)
+    entries = index.list_runs(tmp_path)
+    assert len(entries) == 3 and len({entry.label for entry in entries}) == 1  # same manifest, same label
+    labels = index.picker_labels(entries)
+    assert len(set(labels.values())) == 3
+    for entry in entries:
+        assert labels[entry.key].startswith(entry.label) and entry.key in labels[entry.key]
+    single = index.picker_labels(entries[:1])
+    assert single == {entries[0].key: entries[0].label}  # no folder where the label is already unique

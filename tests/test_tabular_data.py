@@ -532,3 +532,27 @@ def test_an_identifier_column_is_dropped_also_when_subsampling(tmp_path):
                         max_rows=1000)
     assert not any(name.startswith("row_number") for name in data.feature_names)
     assert any("dropped identifier-like column 'row_number'" in note for note in data.source.notes)
+
+
+@pytest.mark.parametrize("content, expected", [
+    (bytes(np.random.default_rng(0).integers(0, 256, 2_000_000, dtype=np.uint8)), "binary data, not text"),
+    (b"PK\x03\x04\x14\x00\x06\x00" + b"xl/workbook.xml" * 100, "a ZIP archive (an Excel .xlsx"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 500, "an old Microsoft Office file (Excel .xls)"),
+    (b"PAR1" + b"\x15\x04" * 300, "a Parquet file"),
+    (b"\x1f\x8b\x08\x00" + b"\x01" * 300, "a gzip-compressed file"),
+    (b"amount,label\n" + b"1\x00\x00\x00,0\n" * 50, "binary data, not text (it holds NUL bytes)"),
+])
+def test_a_binary_file_is_not_text_whatever_separator_it_seems_to_have(tmp_path, content, expected):
+    path = tmp_path / "transactions.csv"
+    path.write_bytes(content)
+    text = error_of(path)
+    assert str(path) in text and "is not a text file" in text and expected in text, text
+    assert "separated" not in text and "Save as / Export" in text
+
+
+def test_utf16_with_its_byte_order_mark_is_still_text(tmp_path):
+    path = tmp_path / "utf16.csv"
+    rows = "".join(f"{i},{'card' if i % 2 else 'web'},{'F' if i % 3 else 'M'},{int(i % 7 == 0)}\n" for i in range(400))
+    path.write_bytes(("amount,channel,Sex,label\n" + rows).encode("utf-16"))
+    data = load_tabular(path, label_column="label", sensitive_columns=["Sex"], seed=0, min_group_size=5)
+    assert data.source.rows == 400

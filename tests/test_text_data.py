@@ -306,3 +306,11 @@ def test_real_sst2_folder_is_read_with_dev_as_test():
     assert len(data.test) == 872      # the dev file kept whole
     assert data.label_name == "label" and any("dev.tsv is the test split" in n for n in data.source.notes)
     assert any("'sentence'" in n for n in data.source.notes) and any("'content'" in n for n in data.source.notes)
+
+
+def test_a_binary_file_is_refused_as_not_text(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 40)
+    with pytest.raises(InputError, match="is not a text file: it looks like a ZIP archive") as error:
+        read_text_table(path)
+    assert str(path) in str(error.value) and "How to fix" in str(error.value)

@@ -19,10 +19,11 @@ if len(candidates) < 2:
     st.info(f"Only one finished run of `{domain}`: there is nothing to compare it with yet.")
     st.stop()
 by_key = {entry.key: entry for entry in candidates}
+labels = index.picker_labels(candidates)
 keys = list(by_key)
 left, right = st.columns(2)
-key_a = left.selectbox("Run A", keys, index=0, format_func=lambda k: by_key[k].label, key="compare_a")
-key_b = right.selectbox("Run B", keys, index=1, format_func=lambda k: by_key[k].label, key="compare_b")
+key_a = left.selectbox("Run A", keys, index=0, format_func=labels.__getitem__, key="compare_a")
+key_b = right.selectbox("Run B", keys, index=1, format_func=labels.__getitem__, key="compare_b")
 a, b = by_key[key_a], by_key[key_b]
 if a.key == b.key:
     st.warning("Run A and run B are the same run: pick two different runs.")

@@ -34,7 +34,7 @@ models = {name: value for name, value in (explanation.get("models") or {}).items
 reference = explanation.get("reference") if explanation.get("reference") in models else next(iter(models), None)
 names = list(dict.fromkeys([name for name in [reference, *models] if name in models]))
 settings = explanation.get("settings") or {}
-rows_explained = settings.get("explained_rows") or settings.get("rows")
+rows_explained = settings.get("explained_rows")
 st.markdown(f"Explainer **{explanation.get('explainer', 'n/a')}**, the same for every model so the float model and "
             "the shipped `.tflite` can be compared" + (f"; {rows_explained} test examples explained."
                                                        if rows_explained else "."))

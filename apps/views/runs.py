@@ -40,12 +40,18 @@ if good:
                          if entry.headline_value is not None else ""),
             "seed": entry.manifest.get("seed"),
             "folder": entry.key,
+            "unlisted files": len(entry.unlisted),
         } for entry in shown])
         st.dataframe(table, hide_index=True, width="stretch", column_config={
             "why": st.column_config.TextColumn("why (failed checks)", width="large"),
             "folder": st.column_config.TextColumn("folder (in the reports folder)"),
         })
         st.caption(f"{len(shown)} of {len(good)} finished runs. Pick a run in the sidebar of the other pages.")
+        added_to = [entry for entry in shown if entry.unlisted]
+        if added_to:
+            st.subheader("Files the manifest does not list")
+            for entry in added_to:
+                st.warning(f"**{entry.key}**: {entry.unlisted_warning}.")
         failed = [entry for entry in shown if entry.gate_passed is False]
         if failed:
             st.subheader("Why gates failed")

@@ -84,7 +84,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.data.tabular import frame_fingerprint, read_csv_file
+from pipeline.data.tabular import frame_fingerprint, read_csv_file, refuse_binary
 from pipeline.domain import DataSource, DomainData, Split
 from pipeline.errors import InputError
 
@@ -185,6 +185,7 @@ def _read_text(path: Path, source: str) -> tuple[str, bytes]:
     if not path.exists():
         raise InputError("file not found", fix="check the path given with --data", source=source)
     data = path.read_bytes()
+    refuse_binary(data, source, expected="a text file of sensor readings")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -221,6 +222,8 @@ def detect_layout(path: str | Path) -> str:
         return "cmapss_folder"
     if not p.exists():
         raise InputError("file not found", fix="check the path given with --data", source=str(path))
+    with open(p, "rb") as handle:
+        refuse_binary(handle.read(65536), str(path), expected="a text file of sensor readings")
     line = _first_line(p)
     tokens = line.split()
     if len(tokens) >= 3 and all(_is_number(t) for t in tokens) and not any(s in line for s in ",;|"):

@@ -268,6 +268,45 @@ def _detect_delimiter(text: str, source: str) -> str:
     raise InputError(problem, fix=fix, source=source)
 
 
+# Signatures of binary formats people save tables in by mistake, with what to do instead.
+_BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx or OpenDocument .ods workbook is one)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Microsoft Office file (Excel .xls)"),
+    (b"PAR1", "a Parquet file"),
+    (b"\x1f\x8b", "a gzip-compressed file"),
+    (b"BZh", "a bzip2-compressed file"),
+    (b"\xfd7zXZ\x00", "an xz-compressed file"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"%PDF", "a PDF document"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\x93NUMPY", "a NumPy .npy array"),
+)
+_TEXT_CONTROL = set(range(32)) - {9, 10, 12, 13}  # control bytes that text files do not hold (tab, newlines, form feed)
+_BINARY_SAMPLE = 65536
+
+
+def refuse_binary(data: bytes, source: str, *, expected: str = "a CSV file") -> None:
+    """Raise InputError when `data` is not text (a workbook, an archive, an image, any binary).
+
+    Looks at the first 64 KiB: a known binary signature, a NUL byte, or more than 1 % control
+    bytes means binary. A UTF-16 file with its byte-order mark is text (it holds NUL bytes).
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return
+    head = data[:_BINARY_SAMPLE]
+    kind = next((name for signature, name in _BINARY_SIGNATURES if head.startswith(signature)), None)
+    if kind is None:
+        controls = sum(1 for byte in head if byte in _TEXT_CONTROL)
+        if b"\x00" not in head and controls <= 0.01 * len(head):
+            return
+        kind = "binary data, not text" + (" (it holds NUL bytes)" if b"\x00" in head else " (it holds control bytes)")
+    raise InputError(f"is not a text file: it looks like {kind}",
+                     fix=f"pass {expected} (plain text): export the table from the program that made it, e.g. "
+                         "Save as / Export → CSV UTF-8 in a spreadsheet, or pandas' DataFrame.to_csv",
+                     source=source)
+
+
 def read_csv_file(path: str | os.PathLike) -> tuple[pd.DataFrame, str, list[str]]:
     """Read a user CSV as text cells. Returns (frame, sha256 of the file bytes, notes)."""
     source = str(path)
@@ -284,6 +323,7 @@ def read_csv_file(path: str | os.PathLike) -> tuple[pd.DataFrame, str, list[str]
         raise InputError("the file is empty (no header, no rows)",
                          fix="pass a CSV file with a header line naming the columns and one line per example",
                          source=source)
+    refuse_binary(data, source)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         text = data.decode("utf-16")
         notes.append("the file is UTF-16 (byte-order mark found); decoded as UTF-16")

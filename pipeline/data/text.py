@@ -71,7 +71,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.data.tabular import DELIMITER_NAMES, _detect_delimiter
+from pipeline.data.tabular import DELIMITER_NAMES, _detect_delimiter, refuse_binary
 from pipeline.domain import DataSource, DomainData, Split
 from pipeline.errors import InputError
 
@@ -386,6 +386,7 @@ def read_text_table(path: str | os.PathLike) -> tuple[pd.DataFrame, str, list[st
                            "per text", source=source)
     if not data.strip():
         raise empty
+    refuse_binary(data, source, expected="a delimited text file with a text and a label column")
     text, decoding = decode_bytes(data)
     notes = [f"{p.name}: {decoding}"] if decoding else []
     if not text.strip():

@@ -32,6 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 from pipeline.config import ALL_VARIANTS, PRUNING_LEARNING_RATES
+from pipeline.console import interrupts_ignored_by_children
 
 DESCRIPTIONS = {
     "float32": "TFLite float32, no quantization",
@@ -131,7 +132,8 @@ def _run_child(context, job: CompressionJob, remaining: list[str], results: dict
     """
     parent_end, child_end = context.Pipe(duplex=False)
     child = context.Process(target=_child_main, args=(child_end, job, tuple(remaining), log_path), daemon=True)
-    child.start()
+    with interrupts_ignored_by_children():
+        child.start()
     child_end.close()
     current: str | None = None
     started = time.monotonic()
@@ -180,6 +182,11 @@ def _run_child(context, job: CompressionJob, remaining: list[str], results: dict
             elif kind == "finished":
                 child.join()
                 return
+    except BaseException:  # Ctrl+C (or any failure here): the child goes with the run
+        if child.is_alive():
+            child.kill()
+            child.join()
+        raise
     finally:
         parent_end.close()
 

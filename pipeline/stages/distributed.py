@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from pipeline.console import interrupts_ignored_by_children
 from pipeline.errors import InputError
 
 
@@ -108,7 +109,8 @@ def train_multi_worker(job: DistributedJob, *, progress: Callable[[str], None] =
     context = multiprocessing.get_context("spawn")
     parent_end, child_end = context.Pipe(duplex=False)
     child = context.Process(target=_child_main, args=(child_end, job), daemon=True)
-    child.start()
+    with interrupts_ignored_by_children():  # Ctrl+C reaches the parent only, which stops the child
+        child.start()
     child_end.close()
     try:
         while True:
@@ -127,6 +129,11 @@ def train_multi_worker(job: DistributedJob, *, progress: Callable[[str], None] =
             elif message[0] == "result":
                 child.join()
                 return message[1]
+    except BaseException:  # Ctrl+C or a failure here: the child goes with the run
+        if child.is_alive():
+            child.kill()
+            child.join()
+        raise
     finally:
         parent_end.close()
 
@@ -144,6 +151,9 @@ def weights_fingerprint(weights: dict[str, list[np.ndarray]]) -> str:
 def _child_main(connection, job: DistributedJob) -> None:
     os.environ["TF_CONFIG"] = json.dumps(job.cluster.tf_config())
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from pipeline.console import start_frameworks
+
+    start_frameworks(query_devices=False)  # the strategy configures the devices itself
     try:
         connection.send(("result", _train(job, lambda text: connection.send(("progress", text)))))
     except Exception as error:  # reported to the parent, which raises it

@@ -16,6 +16,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+from pipeline.console import native_output_silenced
 from pipeline.metrics import Predictions, binary_quality, choose_threshold
 
 _WEIGHT_TYPES = {
@@ -53,9 +54,11 @@ class LiteRTModel:
         self.resizable = True
 
     def _new_interpreter(self) -> Interpreter:
-        interpreter = Interpreter(model_content=self.model_content, num_threads=self.num_threads,
-                                  experimental_op_resolver_type=self.op_resolver)
-        interpreter.allocate_tensors()
+        # LiteRT announces its XNNPACK delegate on file descriptor 2 ("INFO: Created ...").
+        with native_output_silenced():
+            interpreter = Interpreter(model_content=self.model_content, num_threads=self.num_threads,
+                                      experimental_op_resolver_type=self.op_resolver)
+            interpreter.allocate_tensors()
         return interpreter
 
     def _prepare(self, rows: np.ndarray) -> np.ndarray:

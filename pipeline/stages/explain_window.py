@@ -98,7 +98,6 @@ def explain_windows(
         "players": f"(sensor, time block) cells: {count} sensors x {len(parts)} blocks of the {window}-cycle window",
         "masking": "interventional, per cell: one sensor over one block of cycles is kept from the window or "
                    "taken from a background window as a unit (_GroupMasker)",
-        "rows": int(len(rows)),
     })
     result["window_cells"] = {"sensors": list(sensors), "blocks": labels,
                               "block_cycles": [[window - 1 - int(b[0]), window - 1 - int(b[-1])] for b in parts]}

@@ -206,7 +206,7 @@ def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict,
 
     source = f" (`{data['path']}`)" if data.get("path") else ""
     blocks += [Heading(2, "Evaluation data"), Paragraph(
-        f"{data['description'][:1].upper()}{data['description'][1:]}{source}. Test split: {_number(data['splits']['test'])} rows, "
+        f"Source: {data['description']}{source}. Test split: {_number(data['splits']['test'])} rows, "
         f"{_number(data['positives']['test'])} positive. Validation split "
         f"({_number(data['splits']['validation'])} rows) chose thresholds and the mitigation.")]
     blocks += [Heading(2, "Training data"), Paragraph(
@@ -411,7 +411,8 @@ def _value(value):
 def _explanations(explanation: dict, plots: list[str]) -> list:
     blocks: list = [Heading(3, "Explanations (SHAP)"), Paragraph(
         f"Explainer: {explanation['explainer']}, the same for every model so that the float model and the "
-        f"shipped `.tflite` can be compared; {explanation['settings'].get('rows', '')} test rows explained.")]
+        f"shipped `.tflite` can be compared; {_number(explanation['settings']['explained_rows'])} test rows "
+        f"explained.")]
     rows = []
     for name, result in explanation["models"].items():
         top = list(result["global_importance"].items())[:5]
