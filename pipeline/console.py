@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 import tempfile
-import threading
 from typing import Iterator
 
 VERBOSE_VARIABLE = "EDGEAUDIT_VERBOSE"
@@ -39,45 +37,56 @@ def set_verbose(enabled: bool) -> None:
 
 
 @contextlib.contextmanager
+def descriptors_redirected(target: int, *, descriptors: tuple[int, ...] = (2,)) -> Iterator[None]:
+    """Point `descriptors` (1 = stdout, 2 = stderr) at the open file descriptor `target` for the
+    duration, then put them back. Python's own streams are flushed on the way in and out, so
+    nothing printed before or after lands in the wrong place.
+
+    A child process started inside inherits the redirected descriptors from its first
+    instruction on: that is how a spawned child's start-up output (a KeyboardInterrupt
+    traceback when Ctrl+C reaches it while it is still importing) goes to its log instead of
+    the terminal, while the parent keeps receiving Ctrl+C as usual.
+    """
+    _flush_python_streams()
+    saved = {descriptor: os.dup(descriptor) for descriptor in descriptors}
+    try:
+        for descriptor in descriptors:
+            os.dup2(target, descriptor)
+        yield
+    finally:
+        _flush_python_streams()
+        for descriptor, copy in saved.items():
+            os.dup2(copy, descriptor)
+            os.close(copy)
+
+
+def _flush_python_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+@contextlib.contextmanager
 def native_output_silenced(*, descriptors: tuple[int, ...] = (2,)) -> Iterator[None]:
     """Send what native code writes to `descriptors` into a temporary file for the duration.
 
-    Python's own `sys.stdout` / `sys.stderr` are flushed first, so nothing EdgeAudit printed
-    is lost. If the body raises, the captured text is written back to the real stream before
-    the exception goes on, so a failing start-up still explains itself. With `verbose()`,
-    nothing is redirected.
+    If the body raises, the captured text is written to the real stderr before the exception
+    goes on, so a failing start-up still explains itself. With `verbose()`, nothing is
+    redirected.
     """
     if verbose():
         yield
         return
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
     with tempfile.TemporaryFile() as capture:
-        saved = {descriptor: os.dup(descriptor) for descriptor in descriptors}
         try:
-            for descriptor in descriptors:
-                os.dup2(capture.fileno(), descriptor)
-            yield
+            with descriptors_redirected(capture.fileno(), descriptors=descriptors):
+                yield
         except BaseException:
-            _restore(saved)
             capture.seek(0)
             text = capture.read()
             if text:
                 os.write(2, text)  # the real stderr again: the failure explains itself
             raise
-        finally:
-            _restore(saved)
-
-
-def _restore(saved: dict[int, int]) -> None:
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    for descriptor, copy in list(saved.items()):
-        os.dup2(copy, descriptor)
-        os.close(copy)
-        del saved[descriptor]
 
 
 def start_frameworks(*, query_devices: bool = True) -> None:
@@ -95,22 +104,3 @@ def start_frameworks(*, query_devices: bool = True) -> None:
             import tensorflow as tf
 
             tf.config.list_physical_devices("GPU")
-
-
-@contextlib.contextmanager
-def interrupts_ignored_by_children() -> Iterator[None]:
-    """Children started inside ignore Ctrl+C (SIGINT); the parent handles it and stops them.
-
-    Ctrl+C signals the whole foreground process group: without this, the spawned child
-    raised its own KeyboardInterrupt and printed a traceback after the CLI's clean message.
-    An ignored signal stays ignored across exec, and Python does not install its handler
-    over it, so the child never sees the interrupt; the parent kills it on the way out.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be changed in the main thread
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -32,7 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 from pipeline.config import ALL_VARIANTS, PRUNING_LEARNING_RATES
-from pipeline.console import interrupts_ignored_by_children
+from pipeline.console import descriptors_redirected
 
 DESCRIPTIONS = {
     "float32": "TFLite float32, no quantization",
@@ -132,12 +132,19 @@ def _run_child(context, job: CompressionJob, remaining: list[str], results: dict
     """
     parent_end, child_end = context.Pipe(duplex=False)
     child = context.Process(target=_child_main, args=(child_end, job, tuple(remaining), log_path), daemon=True)
-    with interrupts_ignored_by_children():
-        child.start()
-    child_end.close()
     current: str | None = None
     started = time.monotonic()
     try:
+        # The child writes to the log from its first instruction (not only once _child_main
+        # runs): a Ctrl+C that reaches it while it still imports leaves its traceback there,
+        # not on the terminal after the CLI's clean message.
+        log = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            with descriptors_redirected(log, descriptors=(1, 2)):
+                child.start()
+        finally:
+            os.close(log)
+        child_end.close()
         while True:
             timeout = job.variant_timeout_seconds - (time.monotonic() - started)
             if timeout <= 0 or not parent_end.poll(timeout):

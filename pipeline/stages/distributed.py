@@ -18,12 +18,13 @@ import hashlib
 import json
 import multiprocessing
 import os
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from pipeline.console import interrupts_ignored_by_children
+from pipeline.console import descriptors_redirected, verbose
 from pipeline.errors import InputError
 
 
@@ -109,10 +110,16 @@ def train_multi_worker(job: DistributedJob, *, progress: Callable[[str], None] =
     context = multiprocessing.get_context("spawn")
     parent_end, child_end = context.Pipe(duplex=False)
     child = context.Process(target=_child_main, args=(child_end, job), daemon=True)
-    with interrupts_ignored_by_children():  # Ctrl+C reaches the parent only, which stops the child
-        child.start()
-    child_end.close()
     try:
+        # The child's own output (TensorFlow's start-up lines, a traceback if Ctrl+C reaches it
+        # while it imports) is not shown unless --verbose; progress and errors come back
+        # through the pipe.
+        if verbose():
+            child.start()
+        else:
+            with tempfile.TemporaryFile() as log, descriptors_redirected(log.fileno(), descriptors=(1, 2)):
+                child.start()
+        child_end.close()
         while True:
             try:
                 message = parent_end.recv()
