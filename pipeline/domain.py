@@ -27,11 +27,17 @@ class Split:
     labels:  int64 array of 0/1, one per row.
     groups:  one string column per sensitive attribute, one row per example, RangeIndex.
              Continuous attributes are already banded (e.g. age "26-35").
+    clusters: the independent unit each row belongs to (a machine's sensor history, a
+             customer, a patient), one per row, or None when rows are independent. Rows of
+             one unit are correlated, so the audit's bootstrap resamples whole units: a
+             row-level bootstrap of 31 windows per machine gives intervals several times
+             too narrow.
     """
 
     raw: Any
     labels: np.ndarray
     groups: pd.DataFrame
+    clusters: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -203,7 +203,8 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
     with progress.stage("audit"):
         audit = audit_stage.audit_variants(
             labels=data.test.labels, groups=data.test.groups, predictions=predictions, reference=FLOAT_MODEL,
-            bootstrap_samples=config.bootstrap_samples, seed=config.seed, min_group_size=config.min_group_size)
+            bootstrap_samples=config.bootstrap_samples, seed=config.seed, min_group_size=config.min_group_size,
+            clusters=data.test.clusters)
         folder.write_json(artifacts.AUDIT, audit, role="audit")
         mitigation = audit_stage.mitigate_with_threshold_optimizer(
             validation_labels=data.validation.labels, validation_scores=float_validation_scores,
@@ -356,6 +357,9 @@ def _manifest(config, domain, data, runtime, variants, evaluations, gate, *, run
             "positives": {"train": int(data.train.labels.sum()), "validation": int(data.validation.labels.sum()),
                           "test": int(data.test.labels.sum())},
             "model_inputs": len(data.feature_names),
+            # Independent units in the test split (machines, customers, patients), None where every
+            # row is its own: the audit's bootstrap draws whole units.
+            "test_units": None if data.test.clusters is None else int(len(np.unique(data.test.clusters))),
         },
         "ship_variant": config.ship_variant,
         "distributed": distributed,

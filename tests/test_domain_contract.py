@@ -139,6 +139,11 @@ def test_audit_covers_every_variant_and_group(finished_run):
         assert column in audit["by_group"][FLOAT_MODEL]
     mitigation = json.loads((outcome.run_dir / artifacts.MITIGATION).read_text())
     assert mitigation.get("status") in ("ok", "failed")
+    # Correlated rows (a unit's windows, a customer's transactions): the bootstrap draws whole units.
+    units = manifest["data"]["test_units"]
+    assert audit["settings"]["units"] == units
+    card = (outcome.run_dir / artifacts.MODEL_CARD_MARKDOWN).read_text()
+    assert (f"drawing whole units ({units:,} in the test split)" in card) if units else ("rows drawn independently" in card)
 
 
 def test_model_card_has_every_section_and_the_gate(finished_run):

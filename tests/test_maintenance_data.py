@@ -100,6 +100,8 @@ def test_windows_labels_and_unit_wise_split(tiny_histories):
         np.testing.assert_array_equal(split.labels, (split.raw.remaining_life <= HORIZON).astype(int))
         assert split.raw.values.shape[1:] == (WINDOW, 24)
         assert list(split.groups.columns) == ["make", "regime"]
+        # the audit resamples whole units: each window carries its unit
+        np.testing.assert_array_equal(split.clusters, np.asarray(split.raw.units).astype(str))
     # a window's last row is its end cycle; remaining life counts to the unit's last cycle
     raw = data.test.raw
     i = int(np.argmax(raw.remaining_life))

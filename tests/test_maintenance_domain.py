@@ -189,6 +189,29 @@ def test_missed_failures_by_group_is_the_headline_table():
     from pipeline.domains.maintenance import miss_rate_figure
 
     assert miss_rate_figure(result) is not None
+    assert result["settings"]["resampling"] == "rows"
+
+
+def test_missed_failures_resample_whole_units_when_the_rows_have_them():
+    """Two machines of make B, one that fails silently (misses all 20 windows) and one that is always
+    caught: by windows the miss rate looks pinned near 0.5; by machines it could be anything."""
+    labels = np.array([1] * 40 + [0] * 40)
+    groups = pd.DataFrame({"make": ["B"] * 80})
+    units = np.array(["u1"] * 20 + ["u2"] * 20 + ["u1"] * 20 + ["u2"] * 20)
+    caught = np.r_[np.zeros(20), np.ones(20), np.zeros(40)]
+
+    def model(x):
+        return caught[: len(x)] * 0.9 + 0.05
+
+    features = np.zeros((80, 1), dtype=np.float32)
+    common = dict(predict_functions={FLOAT_MODEL: model}, thresholds={FLOAT_MODEL: 0.5}, test_features=features,
+                  test_labels=labels, groups=groups, ship_variant=FLOAT_MODEL, bootstrap_samples=400,
+                  min_group_size=5, seed=0)
+    by_windows = missed_failures_by_group(**common)["groups"]["make"]["B"]["models"][FLOAT_MODEL]["interval"]
+    result = missed_failures_by_group(**common, units=units)
+    by_units = result["groups"]["make"]["B"]["models"][FLOAT_MODEL]["interval"]
+    assert by_windows[1] - by_windows[0] < 0.4 and by_units == [0.0, 1.0]
+    assert result["settings"]["resampling"] == "whole units" and "whole units at a time" in result["summary"]
 
 
 @pytest.mark.skipif(not REAL_AI4I.exists(), reason="the shared AI4I 2020 file is not beside this checkout")

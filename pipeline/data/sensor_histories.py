@@ -837,7 +837,8 @@ def load_histories(
                              fix="change --horizon (the label is 'fails within --horizon cycles'), or use more "
                                  "or longer run-to-failure histories", source=train.source)
         splits.append(Split(raw=w, labels=y.astype(np.int64),
-                            groups=g[requested].astype(str).reset_index(drop=True)))
+                            groups=g[requested].astype(str).reset_index(drop=True),
+                            clusters=np.asarray(w.units).astype(str)))  # a unit's windows are correlated
     train_split, validation_split, test_split = splits
     for column in requested:
         counts = test_split.groups[column].value_counts()

@@ -312,7 +312,7 @@ class MaintenanceDomain(Domain):
             predict_functions=predict_functions, thresholds=thresholds,
             test_features=self.encode(preprocessing, data.test.raw), test_labels=data.test.labels,
             groups=data.test.groups, ship_variant=config.ship_variant, bootstrap_samples=config.bootstrap_samples,
-            min_group_size=config.min_group_size, seed=config.seed)}
+            min_group_size=config.min_group_size, seed=config.seed, units=data.test.clusters)}
 
     def extra_figures(self, analyses: dict) -> dict:
         analysis = analyses.get("missed_failures_by_group")
@@ -322,21 +322,32 @@ class MaintenanceDomain(Domain):
 # --------------------------------------------------------------------------- miss rate by group
 
 
-def _interval(misses: int, positives: int, samples: int, rng: np.random.Generator) -> list[float] | None:
-    """Percentile bootstrap 95 % interval of a miss rate (resampling the group's failing cases)."""
-    if positives == 0:
+def _interval(missed: np.ndarray, units: np.ndarray | None, samples: int,
+              rng: np.random.Generator) -> list[float] | None:
+    """Percentile bootstrap 95 % interval of a miss rate over a group's failing cases.
+
+    missed: 1 where a failing case was not flagged. With `units` (the unit of each case),
+    whole units are resampled, as the audit does: one machine's failing windows are not
+    independent evidence.
+    """
+    from pipeline.stages.audit import bootstrap_counts
+
+    if missed.size == 0:
         return None
-    draws = rng.binomial(positives, misses / positives, size=samples) / positives
+    counts = bootstrap_counts(missed.size, samples, rng=rng, clusters=units)
+    totals = counts.sum(axis=1)
+    draws = (counts @ missed.astype(np.float64))[totals > 0] / totals[totals > 0]
     return [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))]
 
 
 def missed_failures_by_group(*, predict_functions: dict, thresholds: dict, test_features: np.ndarray,
                              test_labels: np.ndarray, groups, ship_variant: str, bootstrap_samples: int,
-                             min_group_size: int, seed: int) -> dict:
+                             min_group_size: int, seed: int, units: np.ndarray | None = None) -> dict:
     """Miss rate (false-negative rate) and false alarms per 1,000 cycles of every model in every group.
 
     Each model is judged at its own threshold (`thresholds`, the evaluation's), so the numbers
-    match the audit's TPR (miss rate = 1 - TPR).
+    match the audit's TPR (miss rate = 1 - TPR). With `units` (the unit of each test row),
+    the intervals resample whole units.
     """
     from pipeline.config import FLOAT_MODEL
 
@@ -360,9 +371,12 @@ def missed_failures_by_group(*, predict_functions: dict, thresholds: dict, test_
                 misses = int(((caught == 0) & (labels[members] == 1)).sum())
                 alarms = int(((caught == 1) & (labels[members] == 0)).sum())
                 rng = np.random.default_rng([seed, zlib.crc32(f"{column}={group}".encode())])
+                failing = members & (labels == 1)
+                missed = (decisions[name][failing] == 0).astype(np.int64)
                 entry["models"][name] = {
                     "miss_rate": misses / positives if positives else None,
-                    "interval": _interval(misses, positives, bootstrap_samples, rng) if measurable else None,
+                    "interval": _interval(missed, None if units is None else np.asarray(units)[failing],
+                                          bootstrap_samples, rng) if measurable else None,
                     "false_alarms_per_1000_cycles": 1000.0 * alarms / int(members.sum()),
                 }
             result["groups"][column][group] = entry
@@ -393,10 +407,12 @@ def missed_failures_by_group(*, predict_functions: dict, thresholds: dict, test_
     result["summary"] = (
         "Miss rate = share of the cycles that precede a failure (label 1) that the model does not flag; a missed "
         "failure is the costly error. Each model at its own validation-chosen threshold; bootstrap intervals "
-        f"({bootstrap_samples} resamples of each group's failing cycles)."
+        f"({bootstrap_samples} resamples of each group's failing cycles"
+        + (", whole units at a time: one unit's cycles are not independent)." if units is not None else ").")
         + (f" Highest miss rate of `{shown[-1]}`: {worst[1]} = {worst[2]} ({worst[0]:.3f})." if worst else ""))
     result["settings"] = {"models": names, "shown": shown, "min_group_size": int(min_group_size),
-                          "bootstrap_samples": int(bootstrap_samples)}
+                          "bootstrap_samples": int(bootstrap_samples),
+                          "resampling": "rows" if units is None else "whole units"}
     return result
 
 

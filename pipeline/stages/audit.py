@@ -160,17 +160,36 @@ def _partitions(groups: pd.DataFrame, min_group_size: int) -> list[_Partition]:
 # --------------------------------------------------------------------------------------
 
 
-def _bootstrap_weights(n_rows: int, samples: int, *, seed: int, column: str, group: str) -> np.ndarray:
+def _bootstrap_weights(n_rows: int, samples: int, *, seed: int, column: str, group: str,
+                       clusters: np.ndarray | None = None) -> np.ndarray:
     """Resampling counts, shape (samples, n_rows): how often each row is drawn per replicate.
 
     Seeded by (seed, column, group) only, so a group's resamples do not depend on which
     other groups or variants exist, and every variant is evaluated on the same resamples.
+    With `clusters` (the unit of each of the group's rows), whole units are drawn with
+    replacement and every row weighs as often as its unit was drawn (the cluster bootstrap).
     """
     rng = np.random.default_rng([seed, zlib.crc32(column.encode()), zlib.crc32(group.encode())])
-    drawn = rng.integers(0, n_rows, size=(samples, n_rows))
-    offsets = (np.arange(samples) * n_rows)[:, None]
-    counts = np.bincount((drawn + offsets).ravel(), minlength=samples * n_rows)
-    return counts.reshape(samples, n_rows).astype(np.float64)
+    return bootstrap_counts(n_rows, samples, rng=rng, clusters=clusters)
+
+
+def bootstrap_counts(n_rows: int, samples: int, *, rng: np.random.Generator,
+                     clusters: np.ndarray | None = None) -> np.ndarray:
+    """(samples, n_rows) resampling counts of rows, or of whole clusters when `clusters` is given."""
+    if clusters is None:
+        units, row_unit = n_rows, None
+    else:
+        clusters = np.asarray(clusters)
+        if clusters.shape != (n_rows,):
+            raise ValueError(f"clusters must hold one unit per row: {clusters.shape} for {n_rows} rows")
+        _, row_unit = np.unique(clusters, return_inverse=True)
+        units = int(row_unit.max()) + 1 if n_rows else 0
+    drawn = rng.integers(0, units, size=(samples, units))
+    offsets = (np.arange(samples) * units)[:, None]
+    counts = np.bincount((drawn + offsets).ravel(), minlength=samples * units).reshape(samples, units)
+    if row_unit is not None:
+        counts = counts[:, row_unit]
+    return counts.astype(np.float64)
 
 
 def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -325,7 +344,7 @@ def _validate(labels: np.ndarray, groups: pd.DataFrame, predictions: dict[str, P
 
 def audit_variants(*, labels: np.ndarray, groups: pd.DataFrame, predictions: dict[str, Predictions],
                    reference: str = FLOAT_MODEL, bootstrap_samples: int = 200, seed: int = 0,
-                   min_group_size: int = 20) -> dict:
+                   min_group_size: int = 20, clusters: np.ndarray | None = None) -> dict:
     """Audit every variant by group, its disparities, and its changes against the reference.
 
     Args:
@@ -336,12 +355,18 @@ def audit_variants(*, labels: np.ndarray, groups: pd.DataFrame, predictions: dic
         bootstrap_samples: replicates of the stratified-by-group bootstrap.
         seed: makes the result deterministic.
         min_group_size: groups with fewer rows are reported as not measurable.
+        clusters: the independent unit of each row (Split.clusters), or None: the bootstrap
+            then resamples whole units within each group instead of rows.
 
     Returns:
         A JSON-able dict with keys "by_group", "disparities", "compression", "summary",
         "settings" (see the module docstring and the tests for the exact layout).
     """
     labels = _validate(labels, groups, predictions, reference, bootstrap_samples, min_group_size)
+    if clusters is not None:
+        clusters = np.asarray(clusters).astype(str)
+        if clusters.shape != labels.shape:
+            raise ValueError(f"clusters has {clusters.size} entries but labels has {labels.size}")
     variants = _variant_order(predictions)
     reference_index = variants.index(reference)
     scores = np.column_stack([np.asarray(predictions[v].scores, dtype=np.float64) for v in variants]) \
@@ -361,8 +386,8 @@ def audit_variants(*, labels: np.ndarray, groups: pd.DataFrame, predictions: dic
         replicates: dict[str, dict[str, np.ndarray]] = {}
         for group in measurable:
             rows = partition.rows[group]
-            weights = _bootstrap_weights(rows.size, bootstrap_samples, seed=seed,
-                                         column=partition.name, group=group)
+            weights = _bootstrap_weights(rows.size, bootstrap_samples, seed=seed, column=partition.name,
+                                         group=group, clusters=None if clusters is None else clusters[rows])
             points[group] = _replicate_metrics(np.ones((1, rows.size)), labels[rows], decisions[rows], scores[rows])
             replicates[group] = _replicate_metrics(weights, labels[rows], decisions[rows], scores[rows])
 
@@ -473,6 +498,10 @@ def audit_variants(*, labels: np.ndarray, groups: pd.DataFrame, predictions: dic
             "variants": variants,
             "ci_quantiles": list(CI_QUANTILES),
             "bootstrap": "stratified by group; the same resamples for every variant (paired)",
+            "resampling": ("rows (each row independent)" if clusters is None else
+                           f"whole units: {len(np.unique(clusters)):,} units, a unit's rows drawn together "
+                           "(the rows of one unit are correlated)"),
+            "units": None if clusters is None else int(len(np.unique(clusters))),
         },
     }
     return _json_safe(result)

@@ -141,6 +141,15 @@ def _kilobytes(count: int | None) -> str:
 # ---- the card ----------------------------------------------------------------------------
 
 
+def _resampling_text(audit: dict) -> str:
+    """How the audit's bootstrap drew its resamples, for the Metrics section."""
+    units = audit["settings"].get("units")
+    if not units:
+        return ", rows drawn independently"
+    return (f", drawing whole units ({_number(units)} in the test split) so that the correlated rows of one unit "
+            "count as one piece of evidence")
+
+
 def _threshold_rule_text(manifest: dict) -> str:
     """What the run's threshold rule maximises, in words (runs older than the option used F1)."""
     rule = (manifest.get("config") or {}).get("threshold_rule") or "f1"
@@ -198,7 +207,8 @@ def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict,
         f"Headline: **{headline}** (the gate's quality measure). Also ROC-AUC, recall at 1 % false-positive "
         f"rate, Brier score, expected calibration error, sensitivity and specificity at the threshold.",
         f"By group: selection rate, TPR, FPR, precision, ROC-AUC with bootstrap 95 % intervals "
-        f"({audit['settings']['bootstrap_samples']} resamples, stratified by group); demographic parity and "
+        f"({audit['settings']['bootstrap_samples']} resamples, stratified by group{_resampling_text(audit)}); "
+        f"demographic parity and "
         f"equalized odds differences.",
         "Edge: raw and gzip size of the `.tflite` file, weight sparsity measured in the file, median "
         "single-example latency in the LiteRT interpreter (1 thread), agreement of decisions with the float model.",
