@@ -62,7 +62,7 @@ def new_run_id(seed: int) -> str:
 
 
 def check_output_dir(output_dir: str | os.PathLike, *, option: str = "--out") -> Path:
-    """Check, before any work, that runs can be written under `output_dir`; returns it resolved.
+    """Check, before any work, that runs can be written under `output_dir`; returns its absolute path.
 
     Refuses (InputError naming the path and the fix) a path that is a file, a path with a file
     among its parents, and a folder that cannot be written. Writability is tested for real:

@@ -228,11 +228,13 @@ def _run(arguments: argparse.Namespace) -> int:
     check_before_work(configs[0])  # --out and the cluster, once, before any domain loads data
 
     if arguments.domain != "all":
+        print(_heading(configs[0]), flush=True)
         return _report_outcome(run_pipeline(configs[0]))
     # Every domain on its default data: one domain's failure does not stop the others, gate
     # verdicts are findings (exit 0), and one table at the end says how each run ended.
     rows, exit_code = [], EXIT_OK
     for config in configs:
+        print(_heading(config), flush=True)
         try:
             outcome = run_pipeline(config)
         except InputError as error:
@@ -249,6 +251,10 @@ def _run(arguments: argparse.Namespace) -> int:
         rows.append(_summary_row(config.domain, outcome))
     print(_summary_table(rows))
     return exit_code
+
+
+def _heading(config: RunConfig) -> str:
+    return f"== {config.domain}{' (quick)' if config.quick else ''} =="
 
 
 def _report_outcome(outcome) -> int:

@@ -193,6 +193,7 @@ def test_run_all_ends_with_a_summary_and_exits_0_when_every_run_finished(capsys,
                                                                             verdicts[config.domain]))
     code, out, _ = _run_cli(["run", "all", "--out", str(tmp_path)], capsys)
     assert code == 0, out  # failed gates are findings, written into each report
+    assert [line for line in out.splitlines() if line.startswith("== ")] == [f"== {name} ==" for name in verdicts]
     summary = out[out.index("Summary:"):]
     assert f"Summary: {len(verdicts)} of {len(verdicts)} runs finished" in summary
     for name, passed in verdicts.items():
