@@ -225,11 +225,10 @@ def _run(arguments: argparse.Namespace) -> int:
 
     from pipeline.run import check_before_work, run_pipeline
 
-    check_before_work(configs[0])  # --out and the cluster, once, before any domain loads data
-
     if arguments.domain != "all":
         print(_heading(configs[0]), flush=True)
-        return _report_outcome(run_pipeline(configs[0]))
+        return _report_outcome(run_pipeline(configs[0]))  # checks --out and the cluster before loading
+    check_before_work(configs[0])  # once for every domain: one error, not one per domain
     # Every domain on its default data: one domain's failure does not stop the others, gate
     # verdicts are findings (exit 0), and one table at the end says how each run ended.
     rows, exit_code = [], EXIT_OK

@@ -23,6 +23,7 @@ import io
 import json
 import os
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
@@ -140,11 +141,8 @@ class RunEntry:
 def picker_labels(entries: Iterable[RunEntry]) -> dict[str, str]:
     """key -> label for a select box, unique: copies of one run (same domain, run id and verdict)
     are told apart by their folder in the reports folder."""
-    entries = list(entries)
     labels = {entry.key: entry.label for entry in entries}
-    counts: dict[str, int] = {}
-    for label in labels.values():
-        counts[label] = counts.get(label, 0) + 1
+    counts = Counter(labels.values())
     return {key: (f"{label} · folder {key}" if counts[label] > 1 else label) for key, label in labels.items()}
 
 

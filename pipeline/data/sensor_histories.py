@@ -195,9 +195,7 @@ def _read_text(path: Path, source: str) -> tuple[str, bytes]:
     return text, data
 
 
-def _first_line(path: Path) -> str:
-    with open(path, "rb") as handle:
-        head = handle.read(65536)
+def _first_line(head: bytes) -> str:
     text = head.decode("utf-8-sig", errors="replace")
     return next((line for line in text.splitlines() if line.strip()), "")
 
@@ -223,8 +221,9 @@ def detect_layout(path: str | Path) -> str:
     if not p.exists():
         raise InputError("file not found", fix="check the path given with --data", source=str(path))
     with open(p, "rb") as handle:
-        refuse_binary(handle.read(65536), str(path), expected="a text file of sensor readings")
-    line = _first_line(p)
+        head = handle.read(65536)
+    refuse_binary(head, str(path), expected="a text file of sensor readings")
+    line = _first_line(head)
     tokens = line.split()
     if len(tokens) >= 3 and all(_is_number(t) for t in tokens) and not any(s in line for s in ",;|"):
         return "cmapss"

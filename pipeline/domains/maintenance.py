@@ -368,11 +368,11 @@ def missed_failures_by_group(*, predict_functions: dict, thresholds: dict, test_
             measurable = members.sum() >= min_group_size and positives > 0
             for name in names:
                 caught = decisions[name][members]
-                misses = int(((caught == 0) & (labels[members] == 1)).sum())
                 alarms = int(((caught == 1) & (labels[members] == 0)).sum())
                 rng = np.random.default_rng([seed, zlib.crc32(f"{column}={group}".encode())])
                 failing = members & (labels == 1)
                 missed = (decisions[name][failing] == 0).astype(np.int64)
+                misses = int(missed.sum())
                 entry["models"][name] = {
                     "miss_rate": misses / positives if positives else None,
                     "interval": _interval(missed, None if units is None else np.asarray(units)[failing],

@@ -363,10 +363,12 @@ def audit_variants(*, labels: np.ndarray, groups: pd.DataFrame, predictions: dic
         "settings" (see the module docstring and the tests for the exact layout).
     """
     labels = _validate(labels, groups, predictions, reference, bootstrap_samples, min_group_size)
+    units = None
     if clusters is not None:
         clusters = np.asarray(clusters).astype(str)
         if clusters.shape != labels.shape:
             raise ValueError(f"clusters has {clusters.size} entries but labels has {labels.size}")
+        units = int(np.unique(clusters).size)
     variants = _variant_order(predictions)
     reference_index = variants.index(reference)
     scores = np.column_stack([np.asarray(predictions[v].scores, dtype=np.float64) for v in variants]) \
@@ -498,10 +500,10 @@ def audit_variants(*, labels: np.ndarray, groups: pd.DataFrame, predictions: dic
             "variants": variants,
             "ci_quantiles": list(CI_QUANTILES),
             "bootstrap": "stratified by group; the same resamples for every variant (paired)",
-            "resampling": ("rows (each row independent)" if clusters is None else
-                           f"whole units: {len(np.unique(clusters)):,} units, a unit's rows drawn together "
+            "resampling": ("rows (each row independent)" if units is None else
+                           f"whole units: {units:,} units, a unit's rows drawn together "
                            "(the rows of one unit are correlated)"),
-            "units": None if clusters is None else int(len(np.unique(clusters))),
+            "units": units,
         },
     }
     return _json_safe(result)
