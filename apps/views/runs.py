@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from common import guard, no_runs_message, reports_dir, runs
+from pipeline import reports_index as index
 
 st.title("Runs")
 st.caption(f"Reports folder: `{reports_dir()}`")
@@ -55,8 +56,9 @@ if good:
         failed = [entry for entry in shown if entry.gate_passed is False]
         if failed:
             st.subheader("Why gates failed")
+            labels = index.picker_labels(shown)  # copies of one run told apart by their folder
             for entry in failed:
-                st.markdown(f"- **{entry.domain} · {entry.run_id}** (`{entry.ship_variant}`): "
+                st.markdown(f"- **{labels[entry.key]}** (`{entry.ship_variant}`): "
                             + "; ".join(entry.gate_reasons))
 
 if broken:
