@@ -612,17 +612,39 @@ def _dashboard_lines(result: dict) -> list[str]:
 
 
 def _throughput_lines(result: dict) -> list[str]:
-    settings = list(next(iter(result["domains"].values())))
-    lines = [f"## {result['case']}", "", f"`python -m benchmarks.training_throughput` — measured "
-             f"{result['measured_utc']} on {result['machine']['device']} ({result['machine']['cpus']} CPUs). "
-             f"{result['note']}.", "", "| domain | " + " | ".join(settings) + " |", "|---" * (1 + len(settings)) + "|"]
-    for domain, values in result["domains"].items():
-        cells = [f"{values[s]['examples_per_second']:,.0f}/s"
-                 + (" (Keras refused XLA)" if "xla=on" in s and values[s].get("xla_used") is False else "")
-                 for s in settings]
-        lines.append(f"| {domain} | " + " | ".join(cells) + " |")
-    return lines + ["", "feed=numpy hands the arrays to `fit` (no augmentation); feed=tf.data is the pipeline's "
-                        "own input pipeline (pipeline/stages/input_pipeline.py), with the domain's augmentation.", ""]
+    """Examples per second per domain and setting; the pipeline's own setting on that device in bold."""
+    domains = {name: (values["settings"] if "settings" in values else values)  # older records: no "settings"
+               for name, values in result["domains"].items()}
+    settings = list(dict.fromkeys(key for values in domains.values() for key in values))
+    command = result.get("command", "python -m benchmarks.training_throughput")
+    machine = result["machine"]
+    backend = f", {machine['backend']} backend" if machine.get("backend") else ""
+    lines = [f"## {result['case']}", "", f"`{command}` — measured {result['measured_utc']} on "
+             f"{machine['device']} ({machine['cpus']} CPUs{backend}). {result['note']}.", "",
+             "| domain | " + " | ".join(settings) + " |", "|---" * (1 + len(settings)) + "|"]
+    for name, values in domains.items():
+        chosen = result["domains"][name].get("pipeline_setting")
+        cells = []
+        for setting in settings:
+            value = values.get(setting)
+            if value is None or "examples_per_second" not in (value or {}):
+                cells.append("not measured" if value is None else "failed")
+                continue
+            cell = f"{value['examples_per_second']:,.0f}/s"
+            if "xla=on" in setting and value.get("xla_used") is False:
+                cell += " (Keras refused XLA)"
+            cells.append(f"**{cell}**" if setting == chosen else cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "In bold: the setting `edgeaudit run` uses for that domain on that device (pipeline/runtime.py "
+                  "and the domain's mixed_precision_on_accelerator). feed=numpy hands the arrays to `fit` (no "
+                  "augmentation); feed=tf.data is the pipeline's own input pipeline "
+                  "(pipeline/stages/input_pipeline.py), with the domain's augmentation."]
+    first = [f"{name} {values['first_epoch_seconds']:.1f} s" for name, per in domains.items()
+             for setting, values in per.items() if setting == result["domains"][name].get("pipeline_setting")
+             and "first_epoch_seconds" in values]
+    if first:
+        lines += ["", "First epoch, compile included, at the pipeline's setting: " + ", ".join(first) + "."]
+    return lines + [""]
 
 
 def _explainer_lines(comparison: dict) -> list[str]:
@@ -738,6 +760,7 @@ def _pruning_rate_lines(result: dict) -> list[str]:
 _OWN_TABLES = {
     "fraud-scaling": _scaling_lines,
     "training-throughput": _throughput_lines,
+    "training-throughput-gpu": _throughput_lines,
     "input-feed": _input_feed_lines,
     "sentiment-encoders": _encoder_lines,
     "sentiment-cnn-variants": _cnn_variant_lines,

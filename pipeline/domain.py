@@ -89,6 +89,9 @@ class Domain(abc.ABC):
     optimizer: ClassVar[str] = "adam"
     learning_rate: ClassVar[float] = 1e-3
     batch_size: ClassVar[int] = 256
+    # Whether mixed precision (float16 compute) is switched on for this domain's model on an
+    # accelerator. benchmarks/training_throughput.py measures it per domain and settles it.
+    mixed_precision_on_accelerator: ClassVar[bool] = True
 
     @abc.abstractmethod
     def load(self, config) -> DomainData:

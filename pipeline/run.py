@@ -59,7 +59,8 @@ def run_pipeline(config: RunConfig, *, progress: Progress | None = None) -> RunO
     from pipeline.runtime import configure_runtime  # imports Keras: after the cheap input checks
 
     start_frameworks()  # TensorFlow's native start-up lines stay off the terminal (--verbose shows them)
-    runtime = configure_runtime(seed=config.seed, batch_size=config.batch_size)
+    runtime = configure_runtime(seed=config.seed, batch_size=config.batch_size,
+                                mixed_precision_pays=domain.mixed_precision_on_accelerator)
     progress(f"  training on {runtime.device} ({runtime.backend} backend, mixed precision "
              f"{'on' if runtime.mixed_precision else 'off'}, XLA {'on' if runtime.jit_compile else 'off'})"
              + (f", worker {cluster.index} of {len(cluster.workers)}" if cluster else ""))

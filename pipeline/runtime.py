@@ -47,15 +47,20 @@ def _accelerator_name(backend: str) -> str | None:
     return None
 
 
-def configure_runtime(*, seed: int, batch_size: int, allow_accelerator: bool = True) -> Runtime:
-    """Seed everything and pick the training settings for the device present."""
+def configure_runtime(*, seed: int, batch_size: int, allow_accelerator: bool = True,
+                      mixed_precision_pays: bool = True) -> Runtime:
+    """Seed everything and pick the training settings for the device present.
+
+    mixed_precision_pays: the domain's measured answer (Domain.mixed_precision_on_accelerator);
+    False keeps float32 on an accelerator too. EDGEAUDIT_MIXED_PRECISION=0 turns it off for all.
+    """
     import keras
 
     keras.utils.set_random_seed(seed)
     backend = keras.backend.backend()
     name = _accelerator_name(backend) if allow_accelerator else None
     accelerator = name is not None
-    if accelerator and os.environ.get("EDGEAUDIT_MIXED_PRECISION", "1") != "0":
+    if accelerator and mixed_precision_pays and os.environ.get("EDGEAUDIT_MIXED_PRECISION", "1") != "0":
         keras.mixed_precision.set_global_policy("mixed_float16")
         mixed = True
     else:

@@ -14,6 +14,22 @@ def test_cpu_runtime_keeps_float32_and_no_xla():
     assert settings.batch_size == 32
 
 
+def test_a_domain_where_mixed_precision_does_not_pay_keeps_float32_on_an_accelerator(monkeypatch):
+    import keras
+
+    from pipeline.registry import get_domain
+
+    monkeypatch.setattr(runtime, "_accelerator_name", lambda backend: "Fake GPU")
+    try:
+        pays = get_domain("sentiment").mixed_precision_on_accelerator
+        settings = runtime.configure_runtime(seed=0, batch_size=16, mixed_precision_pays=pays)
+        assert settings.accelerator and settings.jit_compile and not settings.mixed_precision
+        assert keras.mixed_precision.global_policy().name == "float32"
+        assert get_domain("fraud").mixed_precision_on_accelerator
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def test_accelerator_settings_train_with_mixed_precision_and_xla(monkeypatch):
     import keras
 
