@@ -40,10 +40,23 @@ Fairlearn's own ``demographic_parity_difference``, ``demographic_parity_ratio`` 
 measurable groups, and for equalized odds those with both classes, since Fairlearn would
 count an undefined TPR as 0).
 
-Caveat for readers of the intervals: percentile-bootstrap intervals of max - min gaps are
-biased upwards (the maximum of noisy group values exceeds the true maximum), so a gap's
-point value often sits near the low end of its interval. Changes of gaps between two
-variants are paired, which cancels most of that bias.
+Intervals, each built for its statistic and each holding its own point value (their
+coverage on simulated data with known truths is measured by benchmarks/interval_coverage.py
+and shown in BENCHMARKS.md):
+
+* a group's rate (selection rate, TPR, FPR, precision): the bootstrap percentile interval,
+  widened where needed to Wilson's score interval, which a small group's bootstrap cannot
+  reach (at 9 of 9 every replicate is 1);
+* a gap (max - min over groups: TPR and FPR gaps, equalized odds, demographic-parity
+  difference; and the ratio): the percentile interval shifted by the bootstrap's estimate of
+  its bias. The plain percentile interval of a max - min gap is biased upwards (the maximum
+  of noisy group values exceeds the true maximum): the point value fell outside its own
+  "95 %" interval in 20 of 120 cases of a fraud run. Simultaneous (max-t) group intervals
+  were tried too: they always cover, but measured 100 % coverage at 1.8 times the width;
+* a group's rate change under compression (paired): change ± 1.96 errors, the error being
+  the paired bootstrap's or Agresti-Min's for paired proportions, whichever is larger (with
+  a handful of flipped decisions the bootstrap alone has a few discrete values);
+* ROC-AUC, its change, and changes of gaps: paired percentile intervals.
 """
 
 from __future__ import annotations
@@ -260,9 +273,76 @@ def _gap(values: np.ndarray) -> np.ndarray:
     return np.where(defined.sum(axis=0) >= 2, gap, np.nan)
 
 
+def _bias_corrected(value, replicates: np.ndarray | None) -> dict:
+    """A gap's estimate with the bootstrap percentile interval shifted by the bootstrap's bias.
+
+    The bias is mean(replicates) - value (Efron & Tibshirani, ch. 10): for max - min gaps it is
+    positive, and the plain percentile interval can miss its own point value. The shifted
+    interval is clipped at 0 (a gap is never negative) and stretched, if needed, to hold the
+    point value, which a mean inside the central 95 % of the replicates already ensures.
+    """
+    finite = np.asarray([]) if replicates is None else replicates[np.isfinite(replicates)]
+    value = finite_or_none(value)
+    if value is None or finite.size == 0:
+        return {"value": value, "interval": None}
+    bias = float(finite.mean()) - value
+    low, high = (float(q) - bias for q in np.quantile(finite, CI_QUANTILES))
+    return {"value": value, "interval": [max(0.0, min(low, value)), max(high, value)]}
+
+
 def _estimate(value, replicates: np.ndarray | None) -> dict:
     return {"value": finite_or_none(value),
             "interval": None if replicates is None else _interval(replicates)}
+
+
+def _wilson(successes: float, trials: float) -> list[float] | None:
+    """Wilson's score 95 % interval of a proportion (None without trials)."""
+    if not trials > 0:
+        return None
+    z = 1.959964
+    share = successes / trials
+    centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * np.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
+def _rate_estimate(value, replicates: np.ndarray, trials: float) -> dict:
+    """A group's rate: the bootstrap percentile interval, widened to hold Wilson's score interval.
+
+    The bootstrap sees correlated rows (whole units are resampled) but cannot see beyond a
+    small group's own outcomes: at 9 of 9 every replicate is 1. Wilson's interval is right
+    for independent rows at any size. The union keeps each one's strength (coverage measured
+    in benchmarks/interval_coverage.py).
+    """
+    estimate = _estimate(value, replicates)
+    wilson = _wilson(float(value) * trials, trials) if estimate["value"] is not None else None
+    if estimate["interval"] is not None and wilson is not None:
+        estimate["interval"] = [min(estimate["interval"][0], wilson[0]), max(estimate["interval"][1], wilson[1])]
+    return estimate
+
+
+def _paired_rate_change(reference, variant, replicate_differences: np.ndarray, gained: int, lost: int,
+                        trials: int) -> dict:
+    """A rate's change between two variants on the same rows, e.g. a group's TPR under compression.
+
+    Only the rows whose decision flipped move it: `gained` (0 -> 1) and `lost` (1 -> 0) among
+    `trials` rows. With few flips a percentile interval of the bootstrap is too narrow (a
+    handful of discrete values), so the interval is change ± 1.96 standard errors, the error
+    being the bootstrap's (which sees correlated units) or Agresti-Min's for paired
+    proportions (half a flip added to each cell), whichever is larger.
+    """
+    result = _change(reference, variant, replicate_differences)
+    if result["change"] is None or trials <= 0:
+        return result
+    n = trials + 2.0
+    b, c = gained + 0.5, lost + 0.5
+    agresti_min = np.sqrt(max(b + c - (b - c) ** 2 / n, 0.0)) / n
+    finite = replicate_differences[np.isfinite(replicate_differences)]
+    error = max(float(np.std(finite)) if finite.size > 1 else 0.0, float(agresti_min))
+    low, high = max(-1.0, result["change"] - 1.959964 * error), min(1.0, result["change"] + 1.959964 * error)
+    result["interval"] = [low, high]
+    result["flagged"] = bool(low > 0 or high < 0)
+    return result
 
 
 def _change(reference, variant, replicate_differences: np.ndarray) -> dict:
@@ -402,7 +482,8 @@ def audit_variants(*, labels: np.ndarray, groups: pd.DataFrame, predictions: dic
                 excluded[g] = ("one class only: left out of equalized odds"
                                " (and of the TPR or FPR gap it is undefined for)")
 
-        # Gaps (max - min over groups): point (variants,) and replicates (B, variants).
+        # Gaps (max - min over groups): point (variants,) and replicates (B, variants); the
+        # replicates serve the paired changes, the intervals come from simultaneous bounds.
         gaps = {metric: _stack_gap(points, variants, replicates, measurable, metric) for metric in ("tpr", "fpr")}
         eo_parts = [_stack_gap(points, variants, replicates, both_classes, m) for m in ("tpr", "fpr")]
         gaps["eo"] = {key: np.fmax(eo_parts[0][key], eo_parts[1][key]) for key in ("point", "replicates")}
@@ -415,8 +496,11 @@ def audit_variants(*, labels: np.ndarray, groups: pd.DataFrame, predictions: dic
                 if group in partition.unmeasurable:
                     entry.update(measurable=False, reason=partition.unmeasurable[group], metrics=None)
                 else:
+                    trials = _trials(points[group], partition.rows[group].size, v_index)
                     entry.update(measurable=True, reason=None, metrics={
-                        metric: _estimate(points[group][metric][0, v_index], replicates[group][metric][:, v_index])
+                        metric: (_rate_estimate(points[group][metric][0, v_index], replicates[group][metric][:, v_index],
+                                                trials[metric]) if metric in trials else
+                                 _estimate(points[group][metric][0, v_index], replicates[group][metric][:, v_index]))
                         for metric in GROUP_METRICS
                     })
                     entry["metrics"]["positives"]["value"] = int(points[group]["positives"][0, v_index])
@@ -426,15 +510,15 @@ def audit_variants(*, labels: np.ndarray, groups: pd.DataFrame, predictions: dic
             fair = _fairlearn_disparities(labels, decisions[:, v_index], partition, measurable, both_classes)
             sel_reps = selection["replicates"][:, :, v_index]
             disparities[variant][partition.name] = {
-                "demographic_parity_difference": _estimate(
+                "demographic_parity_difference": _bias_corrected(
                     fair["demographic_parity_difference"], _gap(sel_reps) if len(measurable) >= 2 else None),
-                "demographic_parity_ratio": _estimate(
+                "demographic_parity_ratio": _ratio_estimate(
                     fair["demographic_parity_ratio"], _ratio_of_extremes(sel_reps) if len(measurable) >= 2 else None),
-                "equalized_odds_difference": _estimate(
+                "equalized_odds_difference": _bias_corrected(
                     fair["equalized_odds_difference"],
                     gaps["eo"]["replicates"][:, v_index] if len(both_classes) >= 2 else None),
-                "tpr_gap": _estimate(gaps["tpr"]["point"][v_index], gaps["tpr"]["replicates"][:, v_index]),
-                "fpr_gap": _estimate(gaps["fpr"]["point"][v_index], gaps["fpr"]["replicates"][:, v_index]),
+                "tpr_gap": _bias_corrected(gaps["tpr"]["point"][v_index], gaps["tpr"]["replicates"][:, v_index]),
+                "fpr_gap": _bias_corrected(gaps["fpr"]["point"][v_index], gaps["fpr"]["replicates"][:, v_index]),
                 "groups_used": measurable,
                 "groups_excluded": excluded,
             }
@@ -447,9 +531,15 @@ def audit_variants(*, labels: np.ndarray, groups: pd.DataFrame, predictions: dic
                     cells[group] = {"measurable": False, "reason": partition.unmeasurable[group], "changes": None}
                     continue
                 reps = replicates[group]
+                rows = partition.rows[group]
+                flips = _flips(labels[rows], decisions[rows, reference_index], decisions[rows, v_index])
                 cells[group] = {"measurable": True, "reason": None, "changes": {
-                    metric: _change(points[group][metric][0, reference_index], points[group][metric][0, v_index],
-                                    reps[metric][:, v_index] - reps[metric][:, reference_index])
+                    metric: (_paired_rate_change(points[group][metric][0, reference_index],
+                                                 points[group][metric][0, v_index],
+                                                 reps[metric][:, v_index] - reps[metric][:, reference_index],
+                                                 *flips[metric]) if metric in flips else
+                             _change(points[group][metric][0, reference_index], points[group][metric][0, v_index],
+                                     reps[metric][:, v_index] - reps[metric][:, reference_index]))
                     for metric in COMPRESSION_METRICS
                 }}
             compression[variant][partition.name] = {
@@ -500,6 +590,9 @@ def audit_variants(*, labels: np.ndarray, groups: pd.DataFrame, predictions: dic
             "variants": variants,
             "ci_quantiles": list(CI_QUANTILES),
             "bootstrap": "stratified by group; the same resamples for every variant (paired)",
+            "intervals": ("group rates: bootstrap percentile widened to Wilson's score interval; gaps and "
+                          "equalized odds: percentile shifted by the bootstrap's bias; changes of a group's rate: "
+                          "paired bootstrap error or Agresti-Min's, the larger; every interval holds its point value"),
             "resampling": ("rows (each row independent)" if units is None else
                            f"whole units: {units:,} units, a unit's rows drawn together "
                            "(the rows of one unit are correlated)"),
@@ -507,6 +600,25 @@ def audit_variants(*, labels: np.ndarray, groups: pd.DataFrame, predictions: dic
         },
     }
     return _json_safe(result)
+
+
+def _trials(point: dict[str, np.ndarray], rows: int, v_index: int) -> dict[str, float]:
+    """The rows behind each of a group's rates for one variant (its denominators)."""
+    positives = float(point["positives"][0, v_index])
+    selected = float(np.nan_to_num(point["selection_rate"][0, v_index])) * rows
+    return {"selection_rate": float(rows), "tpr": positives, "fpr": rows - positives,
+            "precision": round(selected)}
+
+
+def _flips(labels: np.ndarray, reference: np.ndarray, variant: np.ndarray) -> dict[str, tuple[int, int, int]]:
+    """(gained, lost, trials) decisions between two variants, among positives (TPR) and negatives (FPR)."""
+    result = {}
+    for metric, wanted in (("tpr", 1), ("fpr", 0)):
+        mask = labels == wanted
+        gained = int(np.sum(mask & (variant == 1) & (reference == 0)))
+        lost = int(np.sum(mask & (variant == 0) & (reference == 1)))
+        result[metric] = (gained, lost, int(mask.sum()))
+    return result
 
 
 def _stack_metric(points, variants, replicates, groups, metric) -> dict[str, np.ndarray]:
@@ -532,6 +644,16 @@ def _ratio_of_extremes(values: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return _divide(np.nanmin(values, axis=0), np.nanmax(values, axis=0))
+
+
+def _ratio_estimate(value, replicates: np.ndarray | None) -> dict:
+    """The demographic-parity ratio (min / max, biased downwards): the bias-corrected interval, within [0, 1]."""
+    estimate = _bias_corrected(None if value is None else 1.0 - value,
+                               None if replicates is None else 1.0 - replicates)
+    if estimate["value"] is None or estimate["interval"] is None:
+        return {"value": finite_or_none(value), "interval": None}
+    low, high = estimate["interval"]
+    return {"value": finite_or_none(value), "interval": [max(0.0, 1.0 - high), min(1.0, 1.0 - low)]}
 
 
 def _json_safe(value):
