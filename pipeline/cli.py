@@ -18,9 +18,11 @@ import sys
 import traceback
 
 from pipeline import __version__
-from pipeline.config import ALL_VARIANTS, PRUNING_LEARNING_RATES, THRESHOLD_RULES, GateThresholds, RunConfig
+from pipeline.config import (ALL_VARIANTS, INCONCLUSIVE_POLICIES, PRUNING_LEARNING_RATES, THRESHOLD_RULES, GateThresholds,
+                             RunConfig)
 from pipeline.console import set_verbose, verbose
 from pipeline.errors import EXIT_BAD_INPUT, EXIT_CRASH, EXIT_GATE_FAILED, EXIT_OK, InputError
+from pipeline.stages.gate import verdict_label, verdict_of
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -115,6 +117,12 @@ def _parser() -> argparse.ArgumentParser:
                       help="largest equalized-odds difference of the shipped variant, per sensitive column")
     gate.add_argument("--max-gap-widening", type=float, default=gate_defaults.max_gap_widening,
                       help="largest widening of a TPR/FPR gap between groups caused by compression")
+    gate.add_argument("--min-positives-per-group", type=int, default=gate_defaults.min_positives_per_group,
+                      help="fewer positives (or negatives) than this in a group make its equalized-odds "
+                           "check inconclusive")
+    gate.add_argument("--inconclusive", choices=INCONCLUSIVE_POLICIES, default=gate_defaults.inconclusive,
+                      help="how an inconclusive check (its interval straddles the limit, or a group has too "
+                           "few positives) counts for the exit code")
     cluster = run.add_argument_group("several machines (tf.distribute.MultiWorkerMirroredStrategy)")
     cluster.add_argument("--workers", default=None, metavar="HOST:PORT,HOST:PORT",
                          help="every worker's address, the same list on every machine; without it, TF_CONFIG "
@@ -168,7 +176,9 @@ def _config(arguments: argparse.Namespace, domain: str) -> RunConfig:
         bootstrap_samples=arguments.bootstrap_samples, min_group_size=arguments.min_group_size,
         gate=GateThresholds(max_quality_drop=arguments.max_quality_drop,
                             max_equalized_odds_difference=arguments.max_equalized_odds_difference,
-                            max_gap_widening=arguments.max_gap_widening),
+                            max_gap_widening=arguments.max_gap_widening,
+                            min_positives_per_group=arguments.min_positives_per_group,
+                            inconclusive=arguments.inconclusive),
         workers=_worker_addresses(arguments.workers),
         worker_index=arguments.worker_index,
     )
@@ -277,7 +287,7 @@ def _summary_row(domain: str, outcome) -> tuple[str, str, str, str]:
     gate = outcome.gate
     failed = [check["explanation"] for check in gate["checks"] if not check["passed"]]
     why = "; ".join(failed) if failed else f"all {len(gate['checks'])} checks passed"
-    return domain, "passed" if gate["passed"] else "FAILED", _shown_path(outcome.run_dir), why
+    return domain, verdict_label(gate, gate=True), _shown_path(outcome.run_dir), why
 
 
 def _shown_path(path) -> str:
@@ -295,7 +305,7 @@ def _summary_table(rows: list[tuple[str, str, str, str]]) -> str:
     """One line per domain: domain, gate verdict (or how it failed), run folder, why."""
     headers = ("domain", "gate", "run folder", "why")
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(3)]
-    finished = sum(1 for row in rows if row[1] in ("passed", "FAILED", "worker"))
+    finished = sum(1 for row in rows if row[1] in ("PASSED", "FAILED", "worker") or row[1].startswith("INCONCLUSIVE"))
     lines = ["", f"Summary: {finished} of {len(rows)} runs finished. A failed gate is a finding about that "
                  "model, written into its report; it does not stop the other domains."]
     for row in [headers, *rows]:
@@ -304,9 +314,13 @@ def _summary_table(rows: list[tuple[str, str, str, str]]) -> str:
 
 
 def _gate_summary(gate: dict) -> str:
-    lines = [f"Gate {'PASSED' if gate['passed'] else 'FAILED'} for the shipped variant {gate['ship_variant']}:"]
+    lines = [f"Gate {verdict_label(gate, gate=True)} for the shipped variant {gate['ship_variant']}:"]
     for check in gate["checks"]:
-        lines.append(f"  [{'ok' if check['passed'] else 'FAIL'}] {check['explanation']}")
+        mark = {"pass": "ok", "fail": "FAIL", "inconclusive": "??"}[verdict_of(check)]
+        lines.append(f"  [{mark}] {check['explanation']}")
+    if verdict_of(gate) == "inconclusive":
+        lines.append(f"  (inconclusive counts as {'passed' if gate['passed'] else 'failed'}: "
+                     f"--inconclusive {gate.get('inconclusive_counts_as', 'fail')})")
     return "\n".join(lines)
 
 

@@ -93,6 +93,14 @@ class RunEntry:
         return None if passed is None else passed is True  # a string such as "false" is not a pass
 
     @property
+    def gate_verdict(self) -> str:
+        """PASSED, FAILED, INCONCLUSIVE (counted as ...), or n/a without a gate."""
+        from pipeline.stages.gate import verdict_label
+
+        record = self.gate if self.gate else (self.manifest.get("gate") or {})
+        return "n/a" if not record else verdict_label(record, gate=True)
+
+    @property
     def gate_reasons(self) -> list[str]:
         """Why the gate failed: the explanation of each failed check (names if no gate.json)."""
         checks = self.gate.get("checks")

@@ -364,7 +364,9 @@ def _manifest(config, domain, data, runtime, variants, evaluations, gate, *, run
         },
         "ship_variant": config.ship_variant,
         "distributed": distributed,
-        "gate": {"passed": gate["passed"], "failed_checks": [c["name"] for c in gate["checks"] if not c["passed"]]},
+        "gate": {"verdict": gate["verdict"], "passed": gate["passed"],
+                 "inconclusive_counts_as": gate["inconclusive_counts_as"],
+                 "failed_checks": [c["name"] for c in gate["checks"] if not c["passed"]]},
         "variants": entries,
     }
 

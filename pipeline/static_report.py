@@ -36,6 +36,7 @@ import nh3
 from pipeline.artifacts import GATE, METRICS, COMPRESSION, MODEL_CARD_HTML, MODEL_CARD_MARKDOWN
 from pipeline.errors import InputError
 from pipeline.reports_index import RunEntry, format_value, plots, read_bytes, read_json, tradeoff_rows, verify_run
+from pipeline.stages.gate import verdict_label
 
 _STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:.9em}
@@ -212,14 +213,15 @@ def render(entry: RunEntry) -> str:
     out.append(_table(["", ""], [[f"<strong>{k}</strong>", v] for k, v in facts]))
 
     passed = gate.get("passed") is True  # only a real true passes: a tampered "false" string does not
-    verdict = "PASSED" if passed else "FAILED"
-    out.append(f"<div class=\"verdict {'passed' if passed else 'failed'}\">Gate {verdict} for "
+    verdict = verdict_label(gate, gate=True)
+    out.append(f"<div class=\"verdict {'passed' if passed else 'failed'}\">Gate {_escape(verdict)} for "
                f"<code>{_escape(gate.get('ship_variant'))}</code></div>")
     checks = [c for c in gate.get("checks") or [] if isinstance(c, dict)]
     if checks:
         out.append(_table(["check", "value", "limit", "result", "explanation"], [
             [_escape(c.get("name")), _cell(c.get("value")), _cell(c.get("limit")),
-             "pass" if c.get("passed") else "<strong>FAIL</strong>", _escape(c.get("explanation"))] for c in checks],
+             (lambda label: label if label == "pass" else f"<strong>{_escape(label)}</strong>")(verdict_label(c)),
+             _escape(c.get("explanation"))] for c in checks],
             numeric={1, 2}))
 
     out.append("<h2>Edge trade-offs</h2>")

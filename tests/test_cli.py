@@ -198,7 +198,7 @@ def test_run_all_ends_with_a_summary_and_exits_0_when_every_run_finished(capsys,
     assert f"Summary: {len(verdicts)} of {len(verdicts)} runs finished" in summary
     for name, passed in verdicts.items():
         line = next(line for line in summary.splitlines() if line.strip().startswith(name + " "))
-        assert ("passed" if passed else "FAILED") in line and str(tmp_path / name / "run-1") in line
+        assert ("PASSED" if passed else "FAILED") in line and str(tmp_path / name / "run-1") in line
         assert (f"{name}: equalized odds difference by age is 0.31" in line) != passed
         assert ("all 2 checks passed" in line) == passed
     # a single domain keeps exit 3 for pipelines

@@ -5,6 +5,7 @@ import streamlit as st
 
 from common import estimate, fmt, good_runs, guard, load_json, no_runs_message
 from pipeline import reports_index as index
+from pipeline.stages.gate import verdict_label
 
 st.title("Compare runs")
 entries = good_runs()
@@ -31,7 +32,7 @@ if a.key == b.key:
 for column, entry, name in ((left, a, "A"), (right, b, "B")):
     with column:
         passed = entry.gate_passed
-        verdict = {True: "Gate PASSED", False: "Gate FAILED", None: "No gate"}[passed]
+        verdict = "No gate" if passed is None else f"Gate {entry.gate_verdict}"
         (st.success if passed else st.error)(f"Run {name}: {verdict} for `{entry.ship_variant}`")
         st.markdown(f"- created {entry.created}\n- data: {entry.data_source}\n- seed {entry.manifest.get('seed')}"
                     f"\n- data fingerprint `{str((entry.manifest.get('data') or {}).get('fingerprint', ''))[:16]}`")
@@ -74,7 +75,7 @@ with guard("The gate comparison"):
             row = checks.setdefault(check.get("name"), {"check": check.get("name")})
             row[f"value {name}"] = fmt(check.get("value"))
             row[f"limit {name}"] = fmt(check.get("limit"))
-            row[f"result {name}"] = "pass" if check.get("passed") else "FAIL"
+            row[f"result {name}"] = verdict_label(check)
     st.table(pd.DataFrame(list(checks.values())))
 
 with guard("The fairness comparison"):

@@ -34,7 +34,7 @@ if good:
             "run": entry.run_id,
             "created (UTC)": entry.created.replace("T", " ").replace("+00:00", ""),
             "data source": entry.data_source,
-            "gate": {True: "passed", False: "FAILED", None: "n/a"}[entry.gate_passed],
+            "gate": entry.gate_verdict,
             "why": "; ".join(entry.gate_reasons) if entry.gate_passed is False else "",
             "shipped": entry.ship_variant,
             "headline": (f"{entry.headline_metric} {entry.headline_value:.4f}"

@@ -7,6 +7,7 @@ import streamlit as st
 
 from common import fmt, guard, load_json, pick_run, show_plot
 from pipeline import reports_index as index
+from pipeline.stages.gate import verdict_label
 
 entry = pick_run("Edge trade-offs")
 if entry is None:
@@ -18,7 +19,7 @@ rows = index.tradeoff_rows(entry.manifest, metrics, load_json(entry, "compressio
 built = [row for row in rows if row["status"] == "ok"]
 ship = entry.ship_variant
 
-verdict = {True: "PASSED", False: "FAILED", None: "not recorded"}[entry.gate_passed]
+verdict = "not recorded" if entry.gate_passed is None else entry.gate_verdict
 message = f"The gate judged **`{ship}`**, the variant chosen to ship: **{verdict}**."
 if entry.gate_passed is False:
     st.error(message + " " + "; ".join(entry.gate_reasons))
@@ -124,7 +125,7 @@ with guard("The gate checks"):
     st.subheader("Gate")
     checks = entry.gate.get("checks") or []
     st.table(pd.DataFrame([{"check": c.get("name"), "value": fmt(c.get("value")), "limit": fmt(c.get("limit")),
-                            "result": "pass" if c.get("passed") else "FAIL", "explanation": c.get("explanation")}
+                            "result": verdict_label(c), "explanation": c.get("explanation")}
                            for c in checks]))
 
 with st.expander("The run's own plots"):

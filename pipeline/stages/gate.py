@@ -2,7 +2,12 @@
 
 Three kinds of check, each on the shipped variant:
   * quality: the headline metric may drop at most `max_quality_drop` below the float model;
-  * fairness: the equalized-odds difference per sensitive column stays under a limit;
+  * fairness: the equalized-odds difference per sensitive column stays under a limit. Judged
+    on its 95 % interval, not its point value alone: "pass" when the whole interval lies at
+    or under the limit, "fail" when it lies above, and "inconclusive" when it straddles the
+    limit or a group has fewer than `min_positives_per_group` positives (or negatives). An
+    inconclusive check says how many more examples would settle it, and counts as the user
+    chose (`inconclusive`: "fail" by default, or "pass");
   * compression: no between-group TPR/FPR gap widens by more than `max_gap_widening`
     against the float model, where "widens" means the paired-bootstrap interval of the
     change lies above zero. A point estimate alone can move by a whole group's worth of
@@ -12,33 +17,76 @@ Three kinds of check, each on the shipped variant:
 Fairness checks use the sensitive columns the user named. Their intersection is reported
 in the audit but not gated: its cells are small, and their differences are mostly noise.
 A failed gate still writes the whole report; the CLI exits with EXIT_GATE_FAILED.
+
+Every check and the gate carry a `verdict` ("pass", "fail" or "inconclusive") and `passed`
+(the verdict as it counts: an inconclusive one per the policy).
 """
 
 from __future__ import annotations
 
+import math
+
 from pipeline.config import FLOAT_MODEL, GateThresholds
-from pipeline.metrics import HIGHER_IS_BETTER
+
+VERDICTS = ("pass", "fail", "inconclusive")
 
 
 def apply_gate(*, thresholds: GateThresholds, ship_variant: str, headline_metric: str,
                qualities: dict[str, dict], audit: dict) -> dict:
-    """Check the shipped variant; returns {"passed", "ship_variant", "checks": [...]}.
+    """Check the shipped variant; returns {"verdict", "passed", "ship_variant", "checks": [...], policy}.
 
     qualities: variant -> binary_quality dict on the test split (FLOAT_MODEL included).
     audit:     the audit stage's result (summary, compression table, settings).
     """
+    policy = {"inconclusive_counts_as": thresholds.inconclusive,
+              "min_positives_per_group": thresholds.min_positives_per_group}
     if ship_variant not in qualities:
-        check = {"name": "shipped variant built", "passed": False, "value": None, "limit": None,
+        check = {"name": "shipped variant built", "verdict": "fail", "passed": False, "value": None, "limit": None,
                  "explanation": f"the variant to ship, {ship_variant}, was not built (see compression.json)"}
-        return {"passed": False, "ship_variant": ship_variant, "checks": [check]}
+        return {"verdict": "fail", "passed": False, "ship_variant": ship_variant, "checks": [check], **policy}
     columns = audit["settings"]["sensitive_columns"]
     checks = [_quality_check(thresholds, ship_variant, headline_metric, qualities)]
     checks += _equalized_odds_checks(thresholds, ship_variant, columns, audit)
     checks.append(_widening_check(thresholds, ship_variant, columns, audit))
-    return {"passed": all(check["passed"] for check in checks), "ship_variant": ship_variant, "checks": checks}
+    for check in checks:
+        if "verdict" not in check:
+            check["verdict"] = "pass" if check["passed"] else "fail"
+        check["passed"] = counts_as_passed(check["verdict"], thresholds.inconclusive)
+    verdicts = {check["verdict"] for check in checks}
+    verdict = "fail" if "fail" in verdicts else "inconclusive" if "inconclusive" in verdicts else "pass"
+    return {"verdict": verdict, "passed": counts_as_passed(verdict, thresholds.inconclusive),
+            "ship_variant": ship_variant, "checks": checks, **policy}
+
+
+def counts_as_passed(verdict: str, inconclusive: str) -> bool:
+    return verdict == "pass" or (verdict == "inconclusive" and inconclusive == "pass")
+
+
+def verdict_of(record: dict) -> str:
+    """A gate's or a check's verdict; records written before verdicts existed: from `passed`."""
+    verdict = record.get("verdict")
+    passed = record.get("passed") is True  # a string such as "false" is not a pass
+    if verdict == "pass":
+        return "pass" if passed else "fail"  # the two disagree: a tampered or broken record
+    if verdict in VERDICTS:
+        return verdict
+    return "pass" if passed else "fail"
+
+
+def verdict_label(record: dict, *, gate: bool = False) -> str:
+    """How a verdict is shown: pass / FAIL / INCONCLUSIVE (counted as ...); for a gate PASSED / FAILED / ..."""
+    verdict = verdict_of(record)
+    if verdict == "inconclusive":
+        counted = "passed" if record.get("passed") is True else "failed"
+        return f"INCONCLUSIVE (counted as {counted})"
+    if gate:
+        return "PASSED" if verdict == "pass" else "FAILED"
+    return "pass" if verdict == "pass" else "FAIL"
 
 
 def _quality_check(thresholds, ship_variant, headline_metric, qualities) -> dict:
+    from pipeline.metrics import HIGHER_IS_BETTER  # scikit-learn: not for readers of verdicts (the dashboard)
+
     reference = qualities[FLOAT_MODEL].get(headline_metric)
     shipped = qualities[ship_variant].get(headline_metric)
     name = f"{headline_metric} drop"
@@ -53,18 +101,77 @@ def _quality_check(thresholds, ship_variant, headline_metric, qualities) -> dict
 
 
 def _equalized_odds_checks(thresholds, ship_variant, columns, audit) -> list[dict]:
-    differences = audit["summary"].get(ship_variant, {}).get("equalized_odds_difference", {})
+    limit = thresholds.max_equalized_odds_difference
     checks = []
     for column in columns:
-        value = differences.get(column)
-        shown = "undefined" if value is None else f"{value:.4f}"
-        checks.append({
-            "name": f"equalized odds difference by {column}", "value": value,
-            "limit": thresholds.max_equalized_odds_difference,
-            "passed": value is not None and value <= thresholds.max_equalized_odds_difference,
-            "explanation": f"{ship_variant}: equalized odds difference by {column} is {shown} "
-                           f"(limit {thresholds.max_equalized_odds_difference})"})
+        estimate = audit.get("disparities", {}).get(ship_variant, {}).get(column, {}).get(
+            "equalized_odds_difference") or {}
+        value = estimate.get("value")
+        interval = estimate.get("interval")
+        name = f"equalized odds difference by {column}"
+        check = {"name": name, "value": value, "interval": interval, "limit": limit}
+        if value is None:
+            checks.append({**check, "verdict": "fail", "passed": False,
+                           "explanation": f"{ship_variant}: equalized odds difference by {column} is undefined "
+                                          f"(fewer than two groups with both classes; limit {limit})"})
+            continue
+        shown = f"{value:.4f}" + (f" [{interval[0]:.4f}, {interval[1]:.4f}]" if interval else "")
+        lead = f"{ship_variant}: equalized odds difference by {column} is {shown} (limit {limit})"
+        scarce = _scarce_groups(audit, ship_variant, column, thresholds.min_positives_per_group)
+        if scarce:
+            shortfall = "; ".join(f"{group}: {count} {kind if count != 1 else kind[:-1]}, "
+                                  f"{thresholds.min_positives_per_group - count} more needed"
+                                  for group, kind, count in scarce)
+            checks.append({**check, "verdict": "inconclusive", "more_examples": {
+                group: {kind: thresholds.min_positives_per_group - count} for group, kind, count in scarce},
+                "explanation": f"{lead}: inconclusive, too few examples to judge "
+                               f"(at least {thresholds.min_positives_per_group} per group): {shortfall}"})
+        elif interval is None or interval[0] <= limit < interval[1]:
+            factor = _growth_to_settle(value, interval, limit)
+            rows = _rows_judged(audit, ship_variant, column)
+            more = ("no amount of data settles a value this close to the limit" if factor is None else
+                    f"about {math.ceil(rows * (factor - 1)):,} more test rows like these "
+                    f"({factor:.1f} times the {rows:,} here) would settle it, if the value held")
+            checks.append({**check, "verdict": "inconclusive",
+                           "more_examples": None if factor is None else {"rows": math.ceil(rows * (factor - 1))},
+                           "explanation": f"{lead}: inconclusive, the interval straddles the limit; {more}"})
+        else:
+            verdict = "pass" if interval[1] <= limit else "fail"
+            checks.append({**check, "verdict": verdict,
+                           "explanation": f"{lead}: {'the whole interval is within' if verdict == 'pass' else 'the whole interval is beyond'} the limit"})
     return checks
+
+
+def _scarce_groups(audit, ship_variant, column, minimum) -> list[tuple[str, str, int]]:
+    """(group, "positives" or "negatives", count) of the equalized-odds groups below the minimum."""
+    used = audit["disparities"][ship_variant][column].get("groups_used") or []
+    excluded = audit["disparities"][ship_variant][column].get("groups_excluded") or {}
+    groups = audit["by_group"][ship_variant][column]["groups"]
+    scarce = []
+    for group in used:
+        if group in excluded or not groups.get(group, {}).get("measurable"):
+            continue
+        positives = int(groups[group]["metrics"]["positives"]["value"])
+        negatives = int(groups[group]["count"]) - positives
+        for kind, count in (("positives", positives), ("negatives", negatives)):
+            if count < minimum:
+                scarce.append((group, kind, count))
+    return scarce
+
+
+def _rows_judged(audit, ship_variant, column) -> int:
+    used = audit["disparities"][ship_variant][column].get("groups_used") or []
+    groups = audit["by_group"][ship_variant][column]["groups"]
+    return int(sum(groups[group]["count"] for group in used if group in groups))
+
+
+def _growth_to_settle(value: float, interval: list[float] | None, limit: float) -> float | None:
+    """How many times the data would make the interval clear the limit (a width shrinks as 1/sqrt(n))."""
+    if interval is None or value == limit:
+        return None
+    half = (value - interval[0]) if value > limit else (interval[1] - value)
+    distance = abs(value - limit)
+    return max((half / distance) ** 2, 1.0)
 
 
 def _widening_check(thresholds, ship_variant, columns, audit) -> dict:
