@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--min-group-size", type=int, default=defaults.min_group_size,
                       help="smallest group (rows in the test split) the audit will measure")
     specific = run.add_argument_group("domain-specific data options (see `edgeaudit domains`)")
+    specific.add_argument("--cluster-column", metavar="COLUMN",
+                          help="tabular (fraud): the unit each row belongs to (a customer or patient id): a unit's "
+                               "rows stay in one split and the audit's intervals resample whole units")
     specific.add_argument("--metadata", dest="metadata_path", metavar="CSV",
                           help="images: a CSV mapping each image id to its group columns (sex, age, site, ...)")
     specific.add_argument("--skip-unreadable", action="store_true",
@@ -166,6 +169,7 @@ def _config(arguments: argparse.Namespace, domain: str) -> RunConfig:
         max_rows=arguments.max_rows, variants=tuple(arguments.variants),
         metadata_path=arguments.metadata_path, skip_unreadable=arguments.skip_unreadable,
         text_column=arguments.text_column, probe_path=arguments.probe_path,
+        cluster_column=arguments.cluster_column,
         identity_terms_path=arguments.identity_terms_path, window=arguments.window,
         horizon=arguments.horizon,
         target_sparsity=arguments.target_sparsity, fine_tune_epochs=arguments.fine_tune_epochs,
@@ -224,9 +228,10 @@ def _run(arguments: argparse.Namespace) -> int:
     from pipeline.registry import domain_names, get_domain
 
     if arguments.domain == "all":
-        if arguments.data_path:
-            raise InputError("--data cannot be used with 'all': each domain reads a different kind of data",
-                             fix="run one domain at a time with --data, or drop --data to use the default data")
+        for option, value in (("--data", arguments.data_path), ("--cluster-column", arguments.cluster_column)):
+            if value:
+                raise InputError(f"{option} cannot be used with 'all': each domain reads a different kind of data",
+                                 fix=f"run one domain at a time with {option}, or drop {option} to use the default data")
         names = domain_names()
     else:
         get_domain(arguments.domain)  # unknown name -> InputError listing the valid ones

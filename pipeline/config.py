@@ -84,6 +84,7 @@ class RunConfig:
     # Domain-specific data options (each domain documents which it reads).
     metadata_path: str | None = None      # images: CSV mapping an image id to group columns
     skip_unreadable: bool = False         # images: skip and count unreadable files instead of failing
+    cluster_column: str | None = None     # tabular: the unit of each row (customer, patient), kept whole
     text_column: str | None = None        # text: the column holding the text
     probe_path: str | None = None         # text: counterfactual probe file (text, group[, label])
     identity_terms_path: str | None = None  # text: JSON of identity terms, axis -> group -> terms

@@ -92,6 +92,8 @@ class Domain(abc.ABC):
     # Whether mixed precision (float16 compute) is switched on for this domain's model on an
     # accelerator. benchmarks/training_throughput.py measures it per domain and settles it.
     mixed_precision_on_accelerator: ClassVar[bool] = True
+    # Whether load() honours --cluster-column (rows that belong to one unit).
+    supports_cluster_column: ClassVar[bool] = False
 
     @abc.abstractmethod
     def load(self, config) -> DomainData:

@@ -89,6 +89,14 @@ def check_before_work(config: RunConfig):
     Returns the cluster (None for single-machine training); raises InputError."""
     from pipeline.stages.distributed import resolve_cluster
 
+    if config.cluster_column is not None and not get_domain(config.domain).supports_cluster_column:
+        from pipeline.errors import InputError
+        from pipeline.registry import domain_names
+
+        takers = [name for name in domain_names() if get_domain(name).supports_cluster_column]
+        raise InputError(f"--cluster-column is not read by the {config.domain} domain",
+                         fix=f"leave it out; it applies to {', '.join(takers)} (sensor histories group their "
+                             f"windows by unit on their own)")
     cluster = resolve_cluster(config.workers, config.worker_index)
     if cluster is None or cluster.is_chief:
         artifacts.check_output_dir(config.output_dir)

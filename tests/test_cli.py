@@ -39,9 +39,13 @@ def test_unknown_domain_names_the_valid_ones(capsys, tmp_path):
     (["--ship", "pruned_int8", "--variants", "float32", "int8"], "'pruned_int8', is not among the variants built"),
     (["--epochs", "0"], "--epochs is 0"),
     (["--pruning-learning-rate", "2"], "--pruning-learning-rate is 2.0"),
+    (["--min-positives-per-group", "0"], "--min-positives-per-group is 0"),
+    (["--cluster-column", "customer"], "'all': each domain reads a different kind of data"),
+    (["--cluster-column", "customer"], "--cluster-column is not read by the sentiment domain"),
 ])
 def test_bad_options_exit_2_before_any_work(arguments, expected, capsys, tmp_path):
-    code, _, err = _run_cli(["run", "fraud", "--out", str(tmp_path), *arguments], capsys)
+    domain = "all" if "'all'" in expected else "sentiment" if "sentiment" in expected else "fraud"
+    code, _, err = _run_cli(["run", domain, "--out", str(tmp_path), *arguments], capsys)
     assert code == EXIT_BAD_INPUT
     assert expected in err and "How to fix" in err
     assert not list(tmp_path.iterdir())

@@ -556,3 +556,39 @@ def test_utf16_with_its_byte_order_mark_is_still_text(tmp_path):
     path.write_bytes(("amount,channel,Sex,label\n" + rows).encode("utf-16"))
     data = load_tabular(path, label_column="label", sensitive_columns=["Sex"], seed=0, min_group_size=5)
     assert data.source.rows == 400
+
+
+def _customers(units: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Card holders with 1 to 11 transactions each, sharing a risk that moves their fraud rate."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for unit in range(units):
+        sex, risk = rng.choice(["female", "male"]), rng.normal()
+        for _ in range(int(rng.integers(1, 12))):
+            rows.append({"customer": f"C{unit:04d}", "sex": sex, "amount": rng.normal() + risk,
+                         "fraud": int(rng.random() < 0.1 + 0.15 * (risk > 1))})
+    return pd.DataFrame(rows)
+
+
+def test_a_cluster_column_keeps_each_unit_in_one_split_and_out_of_the_features():
+    frame = _customers()
+    data = load_tabular(frame, label_column="fraud", sensitive_columns=["sex"], cluster_column="customer")
+    units = [set(split.clusters) for split in (data.train, data.validation, data.test)]
+    assert not (units[0] & units[1]) and not (units[0] & units[2]) and not (units[1] & units[2])
+    assert set().union(*units) == set(frame["customer"])
+    assert sum(len(split.labels) for split in (data.train, data.validation, data.test)) == len(frame)
+    assert data.feature_names == ("amount",)  # the id is neither a feature nor silently dropped as one
+    assert any("rows grouped into 400 units by 'customer'" in note for note in data.source.notes)
+    # Without it, every row is its own unit and a customer's rows land in every split.
+    plain = load_tabular(frame.drop(columns="customer"), label_column="fraud", sensitive_columns=["sex"])
+    assert plain.test.clusters is None
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda f: f.assign(customer=f["customer"].mask(f.index % 50 == 3)), "cluster column 'customer' is empty in"),
+    (lambda f: f.rename(columns={"customer": "client"}), "cluster column 'customer' not found"),
+])
+def test_a_bad_cluster_column_is_refused_naming_it(change, expected):
+    with pytest.raises(InputError, match=expected):
+        load_tabular(change(_customers(60)), label_column="fraud", sensitive_columns=["sex"],
+                     cluster_column="customer", min_group_size=5)

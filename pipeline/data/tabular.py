@@ -562,6 +562,25 @@ def _stratified_split(strata: np.ndarray, rng: np.random.Generator) -> tuple[np.
     return tuple(rng.permutation(np.concatenate(p)).astype(np.int64) for p in parts)  # type: ignore[return-value]
 
 
+def _split_by_cluster(clusters: np.ndarray, labels: np.ndarray, group: pd.Series,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """60 / 20 / 20 of the units (all rows of a unit in one split), stratified by whether a unit
+    holds a positive row and by its most common group when every such stratum is big enough."""
+    frame = pd.DataFrame({"unit": clusters, "label": labels, "group": group.astype(str).to_numpy()})
+    per_unit = frame.groupby("unit", sort=True).agg(label=("label", "max"),
+                                                   group=("group", lambda g: g.value_counts().index[0]))
+    strata = _strata(per_unit["label"].to_numpy(), per_unit["group"])
+    if np.unique(strata, return_counts=True)[1].min() < MIN_STRATUM_ROWS:
+        strata = _strata(per_unit["label"].to_numpy(), None)
+    unit_parts = _stratified_split(strata, rng)
+    row_unit = pd.Categorical(clusters, categories=per_unit.index).codes
+    parts = []
+    for units in unit_parts:
+        rows = np.flatnonzero(np.isin(row_unit, units))
+        parts.append(rng.permutation(rows).astype(np.int64))
+    return tuple(parts)  # type: ignore[return-value]
+
+
 def _strata(labels: np.ndarray, group: pd.Series | None) -> np.ndarray:
     if group is None:
         return labels.astype(str).astype(object)
@@ -689,6 +708,7 @@ def load_tabular(
     description: str | None = None,
     source_name: str | None = None,
     max_categories: int = MAX_CATEGORIES,
+    cluster_column: str | None = None,
 ) -> DomainData:
     """Load a CSV path or a DataFrame into train / validation / test `DomainData`.
 
@@ -698,6 +718,9 @@ def load_tabular(
     seed:               subsampling and splitting.
     min_group_size:     every group of every sensitive column needs this many test rows.
     max_rows:           keep a stratified subsample of at most this many rows first.
+    cluster_column:     the unit each row belongs to (one customer, one patient): never a
+                        feature; the split keeps a unit's rows on one side, and the audit
+                        resamples whole units (Split.clusters).
     positive_class:     what label 1 means, for humans (default: "<label> = <value>").
     kind / description: for `DataSource` (default kind: "file" for a path, "generated"
                         for a frame). source_name: how errors name a frame (paths name
@@ -753,6 +776,13 @@ def load_tabular(
         if column == label_column:
             raise InputError(f"column {column!r} is both the label and a sensitive column",
                              fix="pass a different column with --sensitive", source=source)
+    if cluster_column is not None:
+        _require_column(cluster_column, role="cluster", option="--cluster-column", available=available, source=source)
+        if cluster_column == label_column or cluster_column in sensitive:
+            raise InputError(f"column {cluster_column!r} is both the cluster column and the "
+                             f"{'label' if cluster_column == label_column else 'a sensitive column'}",
+                             fix="pass --cluster-column naming the unit of each row (e.g. a customer or patient id)",
+                             source=source)
 
     # all-missing columns
     for column in frame.columns:
@@ -774,6 +804,15 @@ def load_tabular(
         frame = frame.reset_index(drop=True)
     labels, positive_value, label_note = _binary_label(frame[label_column], label_column, source)
     notes.append(label_note)
+    clusters = None
+    if cluster_column is not None:
+        missing = frame[cluster_column].isna()
+        if missing.any():
+            raise InputError(f"cluster column {cluster_column!r} is empty in {int(missing.sum())} of {len(frame)} "
+                             f"rows (the first at data row {int(np.flatnonzero(missing)[0]) + 1})",
+                             fix="fill in every row's unit (customer, patient, machine), or drop those rows",
+                             source=source)
+        clusters = _category_series(frame[cluster_column]).astype(str).to_numpy(dtype=object)
 
     # groups (banded on all rows, so band names do not depend on the subsample)
     groups = {}
@@ -785,7 +824,7 @@ def load_tabular(
     # identifier-like columns, judged on every row: a subsample breaks a consecutive run
     identifiers = {}
     for column in frame.columns:
-        if column != label_column and column not in sensitive:
+        if column != label_column and column not in sensitive and column != cluster_column:
             col_kind, decimal, _ = _column_kind(frame[column], decimal_comma=(delimiter == ";"))
             reason = _identifier_reason(column, frame[column], col_kind, decimal)
             if reason:
@@ -801,6 +840,7 @@ def load_tabular(
         labels = labels[keep]
         groups = {c: g.iloc[keep].reset_index(drop=True) for c, g in groups.items()}
         first_group = groups[sensitive[0]]
+        clusters = None if clusters is None else clusters[keep]
     positives = int(labels.sum())
     for value, count in ((1, positives), (0, labels.size - positives)):
         if count < MIN_CLASS_ROWS:
@@ -815,11 +855,11 @@ def load_tabular(
     if use_sensitive_as_features:
         notes.append(f"sensitive columns {_quote_list(sensitive)} are also model features "
                      f"(use_sensitive_as_features)")
-        candidates = [c for c in frame.columns if c != label_column]
+        candidates = [c for c in frame.columns if c != label_column and c != cluster_column]
     else:
         notes.append(f"sensitive columns {_quote_list(sensitive)} are used for the audit only, "
                      f"not as model features")
-        candidates = [c for c in frame.columns if c != label_column and c not in sensitive]
+        candidates = [c for c in frame.columns if c != label_column and c not in sensitive and c != cluster_column]
     kinds: dict[str, str] = {}
     decimals: dict[str, str] = {}
     for column in candidates:
@@ -863,7 +903,23 @@ def load_tabular(
         strata = _strata(labels, None)
         notes.append(f"split 60/20/20 train/validation/test (seed {seed}), stratified on the label (some "
                      f"label x {sensitive[0]!r} combinations have fewer than {MIN_STRATUM_ROWS} rows)")
-    parts = _stratified_split(strata, np.random.default_rng([seed, 2]))
+    if clusters is None:
+        parts = _stratified_split(strata, np.random.default_rng([seed, 2]))
+    else:
+        parts = _split_by_cluster(clusters, labels, first_group, rng=np.random.default_rng([seed, 2]))
+        notes[-1] = notes[-1].replace("split 60/20/20", "split 60/20/20 by unit")
+        sizes = pd.Series(clusters).value_counts()
+        notes.append(f"rows grouped into {sizes.size:,} units by {cluster_column!r} (1 to {int(sizes.max()):,} rows "
+                     f"each): a unit's rows stay in one split, are not a feature, and the audit resamples "
+                     f"whole units")
+        for name, index in zip(("train", "validation", "test"), parts):
+            held = int(labels[index].sum())
+            if held == 0 or held == index.size:
+                raise InputError(
+                    f"splitting by {cluster_column!r} leaves the {name} split with one class only "
+                    f"({index.size} rows from {np.unique(clusters[index]).size} units)",
+                    fix="use data with more units holding each class, or leave out --cluster-column",
+                    source=source)
 
     # group sizes in the test split
     test_index = parts[2]
@@ -887,7 +943,8 @@ def load_tabular(
     for index in parts:
         split_raw = raw.iloc[index].reset_index(drop=True)
         split_groups = pd.DataFrame({c: groups[c].iloc[index].to_numpy(dtype=object) for c in sensitive}).astype(str)
-        splits.append(Split(raw=split_raw, labels=labels[index].astype(np.int64), groups=split_groups))
+        splits.append(Split(raw=split_raw, labels=labels[index].astype(np.int64), groups=split_groups,
+                            clusters=None if clusters is None else clusters[index].astype(str)))
     train, validation, test = splits
     positive_text = positive_class or f"{label_column} = {positive_value}"
     spec = fit_preprocessing(

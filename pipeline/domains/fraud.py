@@ -61,6 +61,7 @@ class FraudDomain(Domain):
     default_label = LABEL_COLUMN
     default_sensitive = SENSITIVE_COLUMNS
     model_builder = staticmethod(build_mlp)
+    supports_cluster_column = True
 
     def load(self, config) -> DomainData:
         if config.data_path is None:
@@ -72,6 +73,7 @@ class FraudDomain(Domain):
                 seed=config.seed,
                 min_group_size=config.min_group_size,
                 max_rows=config.max_rows,
+                cluster_column=config.cluster_column,
                 positive_class="fraud",
                 kind="generated",
                 description=(f"synthetic card transactions ({DEFAULT_ROWS} rows, about 2 % fraud), "
@@ -88,6 +90,7 @@ class FraudDomain(Domain):
             seed=config.seed,
             min_group_size=config.min_group_size,
             max_rows=config.max_rows,
+            cluster_column=config.cluster_column,
             kind="file",
         )
 

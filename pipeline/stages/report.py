@@ -130,6 +130,17 @@ def _interval_text(interval, digits: int = 4) -> str:
     return f"[{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
 
 
+def _interval_methods_text(audit: dict) -> str:
+    """How the intervals were made, for runs whose audit records it (runs before issue 15 do not)."""
+    if "intervals" not in audit.get("settings", {}):
+        return ""
+    return ("A group's rate has the bootstrap percentile interval widened, where a small group needs it, to "
+            "Wilson's score interval; a gap between groups (equalized odds, demographic parity) has the "
+            "percentile interval shifted by the bootstrap's bias, since the gap's own bootstrap runs high; a "
+            "group's change under compression has the larger of the paired bootstrap's error and Agresti-Min's. "
+            "Their coverage on simulated data is measured in BENCHMARKS.md (interval-coverage).")
+
+
 def _gate_rule_text(gate: dict) -> str:
     """How the fairness checks were judged and how an inconclusive one counted, in words."""
     counts = gate.get("inconclusive_counts_as", "fail")
@@ -231,7 +242,7 @@ def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict,
         f"By group: selection rate, TPR, FPR, precision, ROC-AUC with bootstrap 95 % intervals "
         f"({audit['settings']['bootstrap_samples']} resamples, stratified by group{_resampling_text(audit)}); "
         f"demographic parity and "
-        f"equalized odds differences.",
+        f"equalized odds differences. " + _interval_methods_text(audit),
         "Edge: raw and gzip size of the `.tflite` file, weight sparsity measured in the file, median "
         "single-example latency in the LiteRT interpreter (1 thread), agreement of decisions with the float model.",
     ])]
