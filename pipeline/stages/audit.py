@@ -362,24 +362,43 @@ def _change(reference, variant, replicate_differences: np.ndarray) -> dict:
 
 def _fairlearn_disparities(labels: np.ndarray, decisions: np.ndarray, partition: _Partition,
                            dp_groups: list[str], eo_groups: list[str]) -> dict[str, float | None]:
-    """Fairlearn's disparity metrics on the rows of the groups they are meaningful for."""
+    """Fairlearn's disparity metrics on the rows of the groups they are meaningful for.
+
+    Fairlearn is handed one row per distinct (group, label, decision) with its count as the
+    sample weight: the same rates, so the same values, at a cost that no longer grows with
+    the rows (on 76,800 rows its per-row work took three quarters of the audit's time).
+    """
     result: dict[str, float | None] = {
         "demographic_parity_difference": None, "demographic_parity_ratio": None,
         "equalized_odds_difference": None,
     }
     if len(dp_groups) >= 2:
-        rows = np.concatenate([partition.rows[g] for g in dp_groups])
-        features = partition.values[rows]
+        features, y, d, weight = _compact(labels, decisions, partition, dp_groups)
         result["demographic_parity_difference"] = finite_or_none(demographic_parity_difference(
-            labels[rows], decisions[rows], sensitive_features=features))
+            y, d, sensitive_features=features, sample_weight=weight))
         with np.errstate(divide="ignore", invalid="ignore"):
             result["demographic_parity_ratio"] = finite_or_none(demographic_parity_ratio(
-                labels[rows], decisions[rows], sensitive_features=features))
+                y, d, sensitive_features=features, sample_weight=weight))
     if len(eo_groups) >= 2:
-        rows = np.concatenate([partition.rows[g] for g in eo_groups])
+        features, y, d, weight = _compact(labels, decisions, partition, eo_groups)
         result["equalized_odds_difference"] = finite_or_none(equalized_odds_difference(
-            labels[rows], decisions[rows], sensitive_features=partition.values[rows]))
+            y, d, sensitive_features=features, sample_weight=weight))
     return result
+
+
+def _compact(labels: np.ndarray, decisions: np.ndarray, partition: _Partition, groups: list[str]):
+    """(group, label, decision) combinations of the groups' rows and how many rows each has."""
+    features, y, d, weight = [], [], [], []
+    for group in groups:
+        rows = partition.rows[group]
+        counts = np.bincount(labels[rows] * 2 + decisions[rows], minlength=4)
+        for code in np.flatnonzero(counts):
+            features.append(group)
+            y.append(code // 2)
+            d.append(code % 2)
+            weight.append(counts[code])
+    return (np.asarray(features, dtype=object), np.asarray(y, dtype=np.int64), np.asarray(d, dtype=np.int64),
+            np.asarray(weight, dtype=np.float64))
 
 
 # --------------------------------------------------------------------------------------

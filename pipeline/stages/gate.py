@@ -129,7 +129,8 @@ def _equalized_odds_checks(thresholds, ship_variant, columns, audit) -> list[dic
         elif interval is None or interval[0] <= limit < interval[1]:
             factor = _growth_to_settle(value, interval, limit)
             rows = _rows_judged(audit, ship_variant, column)
-            more = ("no amount of data settles a value this close to the limit" if factor is None else
+            more = ("no interval could be computed" if interval is None else
+                    "no amount of data settles a value this close to the limit" if factor is None else
                     f"about {math.ceil(rows * (factor - 1)):,} more test rows like these "
                     f"({factor:.1f} times the {rows:,} here) would settle it, if the value held")
             checks.append({**check, "verdict": "inconclusive",
