@@ -57,8 +57,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="smallest group (rows in the test split) the audit will measure")
     specific = run.add_argument_group("domain-specific data options (see `edgeaudit domains`)")
     specific.add_argument("--cluster-column", metavar="COLUMN",
-                          help="tabular (fraud): the unit each row belongs to (a customer or patient id): a unit's "
-                               "rows stay in one split and the audit's intervals resample whole units")
+                          help="fraud (tabular) and images (a --metadata column): the unit each row belongs to (a "
+                               "customer or patient id): a unit's rows stay in one split and the audit's intervals "
+                               "resample whole units")
     specific.add_argument("--metadata", dest="metadata_path", metavar="CSV",
                           help="images: a CSV mapping each image id to its group columns (sex, age, site, ...)")
     specific.add_argument("--skip-unreadable", action="store_true",

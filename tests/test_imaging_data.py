@@ -356,3 +356,26 @@ def test_images_and_metadata_that_do_not_match(tmp_path):
     small.to_csv(tmp_path / "small.csv", index=False)
     assert "fewer than the 5 needed" in error_of(tmp_path / "images", metadata_path=str(tmp_path / "small.csv"),
                                                  min_group_size=5)
+
+
+def test_a_patient_column_in_the_metadata_keeps_each_patient_in_one_split(tmp_path):
+    """Several images of one patient are one piece of evidence: they stay in one split, and the
+    test split carries each image's patient for the audit's unit bootstrap."""
+    stems = write_folder(tmp_path, {"normal": 60, "pneumonia": 60})
+    patients = [f"P{index // 3:03d}" for index in range(len(stems))]  # three images per patient
+    metadata = pd.DataFrame({"image_id": stems, "patient": patients,
+                             "sex": ["female", "male"] * (len(stems) // 2)})
+    path = tmp_path.parent / "patients.csv"
+    metadata.to_csv(path, index=False)
+    data = load_images(tmp_path, metadata_path=str(path), sensitive_columns=["sex"], cluster_column="patient",
+                       min_group_size=2)
+    units = [set(split.clusters) for split in (data.train, data.validation, data.test)]
+    assert not (units[0] & units[1]) and not (units[0] & units[2]) and not (units[1] & units[2])
+    assert set().union(*units) == set(patients)
+    assert any("40 units (patients) each stay in one split" in note for note in data.source.notes)
+    assert "cluster column 'patient' is empty" not in str(data.source.notes)
+    metadata.loc[5, "patient"] = None
+    metadata.to_csv(path, index=False)
+    assert "cluster column 'patient' is empty for 1 images" in error_of(
+        tmp_path, metadata_path=str(path), sensitive_columns=["sex"], cluster_column="patient")
+    assert "no --metadata file was given" in error_of(tmp_path, cluster_column="patient")

@@ -68,6 +68,7 @@ from pipeline.data.tabular import (
     _binary_label,
     _group_column,
     _quote_list,
+    _split_by_cluster,
     _strata,
     _stratified_split,
     _stratified_subsample,
@@ -268,6 +269,7 @@ class ImageCollection:
     fingerprint: str
     notes: list[str] = field(default_factory=list)
     extra_spec: dict = field(default_factory=dict)
+    clusters: np.ndarray | None = None  # the patient (unit) of each image, from --cluster-column
 
 
 def _check_classes(labels: np.ndarray, where: str, source: str, positive_class: str) -> None:
@@ -320,6 +322,7 @@ def assemble(collection: ImageCollection, *, seed: int, max_rows: int | None, mi
     images = collection.images[keep]
     labels = labels[keep]
     groups = collection.groups.iloc[keep].reset_index(drop=True) if collection.groups is not None else None
+    clusters = None if collection.clusters is None else np.asarray(collection.clusters, dtype=object)[keep]
 
     if collection.splits is not None:
         split_of = collection.splits[keep]
@@ -332,6 +335,17 @@ def assemble(collection: ImageCollection, *, seed: int, max_rows: int | None, mi
             _check_classes(labels[index], f"the {name} split", source, collection.positive_class)
         notes.append("splits kept as given by the source (train / validation / test), not re-split; "
                      + ", ".join(f"{name} {index.size}" for name, index in zip(SPLITS, parts)))
+        if clusters is not None:
+            shared = set(clusters[parts[0]]) & (set(clusters[parts[1]]) | set(clusters[parts[2]]))
+            if shared:
+                notes.append(f"{len(shared)} units (patients) have images in the training split and in the validation "
+                             f"or test split of the source: their test images are not independent of training")
+    elif clusters is not None:
+        parts = _split_by_cluster(clusters, labels, groups.iloc[:, 0], rng=np.random.default_rng([seed, 2]))
+        for name, index in zip(SPLITS, parts):
+            _check_classes(labels[index], f"the {name} split (split by unit)", source, collection.positive_class)
+        notes.append(f"split 60/20/20 by unit train/validation/test (seed {seed}): the "
+                     f"{np.unique(clusters).size:,} units (patients) each stay in one split")
     else:
         first = groups.iloc[:, 0] if groups is not None else None
         strata = _strata(labels, first)
@@ -369,7 +383,8 @@ def assemble(collection: ImageCollection, *, seed: int, max_rows: int | None, mi
     splits = []
     for index in parts:
         split_groups = pd.DataFrame({c: groups[c].iloc[index].to_numpy(dtype=object) for c in columns}).astype(str)
-        splits.append(Split(raw=images[index], labels=labels[index], groups=split_groups))
+        splits.append(Split(raw=images[index], labels=labels[index], groups=split_groups,
+                            clusters=None if clusters is None else clusters[index].astype(str)))
     train, validation, test = splits
     spec = image_preprocessing(height, width, extra={
         "label": {"name": collection.label_name, "positive_class": collection.positive_class},
@@ -424,7 +439,7 @@ def _npz_labels(array: np.ndarray, key: str, source: str) -> np.ndarray:
 
 
 def read_npz(path: str | os.PathLike, *, metadata_path: str | None = None, label_column: str | None = None,
-             sensitive_columns: Sequence[str] = ()) -> ImageCollection:
+             sensitive_columns: Sequence[str] = (), cluster_column: str | None = None) -> ImageCollection:
     """A MedMNIST-layout .npz -> ImageCollection with its splits kept."""
     source = str(path)
     p = Path(path)
@@ -493,18 +508,19 @@ def read_npz(path: str | os.PathLike, *, metadata_path: str | None = None, label
     positive_class = meaning or "label 1"
     if meaning:
         notes.append(f"label 1 means {meaning!r} (MedMNIST's convention for {p.name})")
-    groups = None
+    groups = clusters = None
     fingerprint = hashlib.sha256(data).hexdigest()
     if metadata_path is not None:
-        joined = join_metadata(metadata_path, ids, {}, sensitive_columns=sensitive_columns)
-        groups = joined.groups
+        joined = join_metadata(metadata_path, ids, {}, sensitive_columns=sensitive_columns,
+                               cluster_column=cluster_column)
+        groups, clusters = joined.groups, joined.clusters
         notes += joined.notes
         fingerprint = hashlib.sha256((fingerprint + joined.digest).encode()).hexdigest()
     return ImageCollection(
         images=stack, labels=binary, ids=ids, groups=groups, splits=np.asarray(splits, dtype=object),
         label_name="label", positive_class=positive_class, source=source, kind="file",
         description=f"{p.name}: {len(binary)} images ({first_shape[1]} x {first_shape[2]}), MedMNIST layout",
-        path=source, fingerprint=fingerprint, notes=notes)
+        path=source, fingerprint=fingerprint, notes=notes, clusters=clusters)
 
 
 # --------------------------------------------------------------------------- folder of images
@@ -592,7 +608,8 @@ def _folder_files(root: Path, source: str, *, labels_from_metadata: bool
 
 
 def read_image_folder(path: str | os.PathLike, *, metadata_path: str | None = None, label_column: str | None = None,
-                      sensitive_columns: Sequence[str] = (), skip_unreadable: bool = False) -> ImageCollection:
+                      sensitive_columns: Sequence[str] = (), skip_unreadable: bool = False,
+                      cluster_column: str | None = None) -> ImageCollection:
     """A folder of class subfolders (optionally under train/val/test) -> ImageCollection."""
     root = Path(path)
     source = str(path)
@@ -656,13 +673,13 @@ def read_image_folder(path: str | os.PathLike, *, metadata_path: str | None = No
     fingerprint = digest.hexdigest()
     splits = np.asarray([s for _, _, s in kept], dtype=object) if kept[0][2] is not None else None
 
-    groups = None
+    groups = clusters = None
     if metadata_path is not None:
         alternates = {"file name": [r.name for r in relative], "file stem": [r.stem for r in relative],
                       "relative path": [r.as_posix() for r in relative]}
         joined = join_metadata(metadata_path, ids, alternates, sensitive_columns=sensitive_columns,
-                               label_column=label_column)
-        groups = joined.groups
+                               label_column=label_column, cluster_column=cluster_column)
+        groups, clusters = joined.groups, joined.clusters
         notes += joined.notes
         fingerprint = hashlib.sha256((fingerprint + joined.digest).encode()).hexdigest()
     if label_column is not None:
@@ -675,7 +692,7 @@ def read_image_folder(path: str | os.PathLike, *, metadata_path: str | None = No
         images=np.stack(pixels), labels=labels, ids=ids, groups=groups, splits=splits, label_name=label_name,
         positive_class=positive_class, source=source, kind="file",
         description=f"{root.name}/: {len(kept)} images" + (" in class subfolders" if label_column is None else ""),
-        path=source, fingerprint=fingerprint, notes=notes)
+        path=source, fingerprint=fingerprint, notes=notes, clusters=clusters)
 
 
 def _folder_labels(classes: list[str], source: str) -> tuple[np.ndarray, str, str]:
@@ -719,6 +736,7 @@ class MetadataJoin:
     positive_value: str | None
     notes: list[str]
     digest: str                    # sha256 of the CSV bytes
+    clusters: np.ndarray | None = None  # with cluster_column: each image's unit (a patient id), str
 
 
 def _default_group_columns(columns: Sequence[str]) -> list[str]:
@@ -734,7 +752,8 @@ def _default_group_columns(columns: Sequence[str]) -> list[str]:
 
 
 def join_metadata(metadata_path: str, ids: list[str], alternates: dict[str, list[str]], *,
-                  sensitive_columns: Sequence[str] = (), label_column: str | None = None) -> MetadataJoin:
+                  sensitive_columns: Sequence[str] = (), label_column: str | None = None,
+                  cluster_column: str | None = None) -> MetadataJoin:
     """Group columns (and labels, with label_column) for every image id, from a metadata CSV."""
     frame, digest, read_notes = read_csv_file(metadata_path)
     source = str(metadata_path)
@@ -783,7 +802,7 @@ def join_metadata(metadata_path: str, ids: list[str], alternates: dict[str, list
         raise InputError(f"no group columns found in the metadata; its columns are {_quote_list(available, 20)}",
                          fix="pass --sensitive naming the metadata columns to audit by (e.g. --sensitive sex age site)",
                          source=source)
-    for column in columns + ([label_column] if label_column else []):
+    for column in columns + ([label_column] if label_column else []) + ([cluster_column] if cluster_column else []):
         if column not in frame.columns:
             raise InputError(f"column {column!r} not found in the metadata; its columns are "
                              f"{_quote_list(available, 20)}",
@@ -806,8 +825,17 @@ def join_metadata(metadata_path: str, ids: list[str], alternates: dict[str, list
                              fix="fill in the label of every image", source=source)
         labels, positive, label_note = _binary_label(rows[label_column], label_column, source)
         notes.append(label_note)
+    clusters = None
+    if cluster_column is not None:
+        empty = rows[cluster_column].isna().to_numpy()
+        if empty.any():
+            raise InputError(f"cluster column {cluster_column!r} is empty for {int(empty.sum())} images, e.g. "
+                             f"{_quote_list([candidates[i] for i in np.flatnonzero(empty)[:3]])}",
+                             fix="fill in every image's patient (or other unit) id", source=source)
+        clusters = rows[cluster_column].astype(str).str.strip().to_numpy(dtype=object)
     groups_frame = pd.DataFrame({c: g.to_numpy(dtype=object) for c, g in groups.items()}).astype(str)
-    return MetadataJoin(groups=groups_frame, labels=labels, positive_value=positive, notes=notes, digest=digest)
+    return MetadataJoin(groups=groups_frame, labels=labels, positive_value=positive, notes=notes, digest=digest,
+                        clusters=clusters)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -815,20 +843,25 @@ def join_metadata(metadata_path: str, ids: list[str], alternates: dict[str, list
 
 def load_images(path: str | os.PathLike, *, seed: int = 0, max_rows: int | None = None, min_group_size: int = 20,
                 metadata_path: str | None = None, label_column: str | None = None,
-                sensitive_columns: Sequence[str] = (), skip_unreadable: bool = False) -> DomainData:
+                sensitive_columns: Sequence[str] = (), skip_unreadable: bool = False,
+                cluster_column: str | None = None) -> DomainData:
     """A user's `.npz` or image folder (plus optional metadata CSV) -> DomainData."""
     p = Path(path)
     if not p.exists():
         raise InputError("file or folder not found", fix="check the path given with --data", source=str(path))
+    if cluster_column is not None and metadata_path is None:
+        raise InputError("--cluster-column names a metadata column, but no --metadata file was given",
+                         fix="pass --metadata CSV holding each image's patient id, or drop --cluster-column")
     if metadata_path is not None and not Path(metadata_path).is_file():
         raise InputError("metadata file not found", fix="check the path given with --metadata",
                          source=str(metadata_path))
     if p.is_dir():
         collection = read_image_folder(p, metadata_path=metadata_path, label_column=label_column,
-                                       sensitive_columns=sensitive_columns, skip_unreadable=skip_unreadable)
+                                       sensitive_columns=sensitive_columns, skip_unreadable=skip_unreadable,
+                                       cluster_column=cluster_column)
     elif p.suffix.lower() == ".npz":
         collection = read_npz(p, metadata_path=metadata_path, label_column=label_column,
-                              sensitive_columns=sensitive_columns)
+                              sensitive_columns=sensitive_columns, cluster_column=cluster_column)
     else:
         raise InputError(f"expected a .npz file or a folder of images, got a {p.suffix or 'extensionless'} file",
                          fix="pass a MedMNIST-style .npz, or a folder with one subfolder per class", source=str(path))

@@ -145,6 +145,7 @@ class ImagingDomain(Domain):
     default_label = generator.LABEL_COLUMN
     default_sensitive = generator.SENSITIVE_COLUMNS
     model_builder = staticmethod(build_cnn)
+    supports_cluster_column = True  # a patient id in the --metadata CSV
 
     # ---- data --------------------------------------------------------------------------
     def load(self, config) -> DomainData:
@@ -153,13 +154,16 @@ class ImagingDomain(Domain):
         return load_images(config.data_path, seed=config.seed, max_rows=config.max_rows,
                            min_group_size=config.min_group_size, metadata_path=config.metadata_path,
                            label_column=config.label_column, sensitive_columns=tuple(config.sensitive_columns),
-                           skip_unreadable=config.skip_unreadable)
+                           skip_unreadable=config.skip_unreadable, cluster_column=config.cluster_column)
 
     def _load_default(self, config) -> DomainData:
         source = "the default imaging data (generated)"
-        if config.metadata_path is not None or config.label_column not in (None, self.default_label):
-            raise InputError("--metadata and --label apply to your own images, not to the generated default data",
-                             fix="pass --data with your .npz or image folder, or drop --metadata / --label",
+        if (config.metadata_path is not None or config.cluster_column is not None
+                or config.label_column not in (None, self.default_label)):
+            raise InputError("--metadata, --cluster-column and --label apply to your own images, not to the "
+                             "generated default data",
+                             fix="pass --data with your .npz or image folder, or drop --metadata / --cluster-column / "
+                                 "--label",
                              source=source)
         columns = tuple(config.sensitive_columns) or self.default_sensitive
         unknown = [c for c in columns if c not in self.default_sensitive]
