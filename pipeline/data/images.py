@@ -816,22 +816,21 @@ def join_metadata(metadata_path: str, ids: list[str], alternates: dict[str, list
                              fix="fill in the column, or pass other columns with --sensitive", source=source)
         groups[column], group_notes = _group_column(rows[column], column)
         notes += group_notes
+    def require_values(column: str, role: str, fix: str) -> None:
+        empty = rows[column].isna().to_numpy()
+        if empty.any():
+            raise InputError(f"{role} column {column!r} is empty for {int(empty.sum())} images, e.g. "
+                             f"{_quote_list([candidates[i] for i in np.flatnonzero(empty)[:3]])}",
+                             fix=fix, source=source)
+
     labels = positive = None
     if label_column is not None:
-        missing_label = rows[label_column].isna().to_numpy()
-        if missing_label.any():
-            raise InputError(f"label column {label_column!r} is empty for {int(missing_label.sum())} images, e.g. "
-                             f"{_quote_list([candidates[i] for i in np.flatnonzero(missing_label)[:3]])}",
-                             fix="fill in the label of every image", source=source)
+        require_values(label_column, "label", "fill in the label of every image")
         labels, positive, label_note = _binary_label(rows[label_column], label_column, source)
         notes.append(label_note)
     clusters = None
     if cluster_column is not None:
-        empty = rows[cluster_column].isna().to_numpy()
-        if empty.any():
-            raise InputError(f"cluster column {cluster_column!r} is empty for {int(empty.sum())} images, e.g. "
-                             f"{_quote_list([candidates[i] for i in np.flatnonzero(empty)[:3]])}",
-                             fix="fill in every image's patient (or other unit) id", source=source)
+        require_values(cluster_column, "cluster", "fill in every image's patient (or other unit) id")
         clusters = rows[cluster_column].astype(str).str.strip().to_numpy(dtype=object)
     groups_frame = pd.DataFrame({c: g.to_numpy(dtype=object) for c, g in groups.items()}).astype(str)
     return MetadataJoin(groups=groups_frame, labels=labels, positive_value=positive, notes=notes, digest=digest,
