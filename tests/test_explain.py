@@ -222,6 +222,11 @@ def test_auto_method_follows_the_model_row_budget():
     assert not exact_is_affordable(64, 1, 4096)
     with pytest.raises(ValueError, match="method"):
         run({"float": mlp}, method="kernel")
+    wide = {f"c{j}": [j] for j in range(40)}
+    with pytest.raises(ValueError, match="2\\^40"):
+        explain_tabular(predict_functions={"f": lambda x: x.sum(1) * 0.01 + 0.5}, background=np.zeros((2, 40)),
+                        rows=np.ones((1, 40)), row_ids=[0], local_row_ids=[], feature_names=list(wide),
+                        feature_groups=wide, method="exact")
 
 
 # ----------------------------------------------------------------------------- sampling error
@@ -378,7 +383,8 @@ def test_result_is_json_and_follows_the_schema(method):
         assert back["explainer"] == "shap.PermutationExplainer"
         assert s["max_evals"] == s["permutations"] * (2 * len(GROUPS) + 1) and s["max_evals"] >= 2 * len(GROUPS) + 1
         error = s["sampling_error"]
-        assert error["rows"] == 5 and len(error["row_ids"]) == 5 and set(error["row_ids"]) <= set(ROW_IDS)
+        # default: a tenth of the 24 explained rows, at least 2
+        assert error["rows"] == 2 and len(error["row_ids"]) == 2 and set(error["row_ids"]) <= set(ROW_IDS)
         assert 0 < error["mean_abs_error_vs_exact"] <= error["max_abs_error_vs_exact"]
         assert set(error["by_model"]) == {"float", "int8"}
         for m in back["models"].values():

@@ -45,10 +45,10 @@ Method (what "one SHAP value per column" means here)
   row (2^G * N * d float32, built at once by shap) fit ``EXACT_MAX_MASKED_BYTES``; the
   image regions (64) and window cells (70) are sampled. Additivity is exact either way:
   every permutation telescopes from E_B[f] to f(x), and the exact values sum to it.
-* Measured sampling error: where values are sampled, ``error_rows`` (default 5) of the
-  explained rows (a seeded sample) are explained again per model, exactly when
-  ``2^G * N`` is within 4x the exact budget, else with a reference of
-  ``reference_permutations`` (default 32) antithetic permutations in two independent
+* Measured sampling error: where values are sampled, ``error_rows`` of the explained
+  rows (a seeded sample; default a tenth, at least 2, at most 5) are explained again per
+  model, exactly when ``2^G * N`` is within 4x the exact budget, else with a reference of
+  ``reference_permutations`` (default 16) antithetic permutations in two independent
   halves (seeds seed+1 and seed+2), whose half-difference estimates the reference's own
   error. ``models[name]["sampling_error"]`` holds that model's max and mean
   |sampled - reference| (``max_abs_error_vs_exact``, ``mean_abs_error_vs_exact``),
@@ -128,12 +128,16 @@ METHODS = ("auto", EXACT, PERMUTATION)
 DEFAULT_EXACT_MAX_MODEL_ROWS = 2 ** 12 * 100
 # shap builds every masked input of a row at once (2^G x N x d float32): at most this many bytes.
 EXACT_MAX_MASKED_BYTES = 512 * 2 ** 20
-# Sampled values: their error is measured on this many of the explained rows, per model,
-# against exact values where those stay within 4x the exact budget, else against a reference
-# of this many antithetic permutations (two independent halves, whose difference measures
-# the reference's own sampling error).
+# Sampled values: their error is measured, per model, on a tenth of the explained rows (at
+# least 2, at most DEFAULT_ERROR_ROWS), against exact values where those stay within 4x the
+# exact budget, else against a reference of this many antithetic permutations (two
+# independent halves, whose difference measures the reference's own sampling error). With
+# 100 rows explained by 2 permutations that adds 5 x 16 / (100 x 2) = 40 % to the
+# explanation's model evaluations; the reference's own error is about sqrt(2 / 16) = 0.35
+# times the error measured, which inflates the measured mean error by about 6 %
+# (benchmarks/shapley_error.py compares it with a 64-permutation reference).
 DEFAULT_ERROR_ROWS = 5
-DEFAULT_REFERENCE_PERMUTATIONS = 32
+DEFAULT_REFERENCE_PERMUTATIONS = 16
 ERROR_REFERENCE_EXACT_FACTOR = 4
 # Exact values smaller than this are rounding noise of their 2^G-term sums (see _exact_values).
 EXACT_ROUNDING = 1e-12
@@ -459,7 +463,7 @@ def explain_tabular(
     max_background: int = DEFAULT_MAX_BACKGROUND,
     method: str = "auto",
     exact_max_model_rows: int = DEFAULT_EXACT_MAX_MODEL_ROWS,
-    error_rows: int = DEFAULT_ERROR_ROWS,
+    error_rows: int | None = None,
     reference_permutations: int = DEFAULT_REFERENCE_PERMUTATIONS,
 ) -> dict:
     """Per-column SHAP values of every model on `rows`; see the module docstring.
@@ -471,7 +475,8 @@ def explain_tabular(
     fit EXACT_MAX_MASKED_BYTES), else sampled. permutations: antithetic permutations per
     explained row when sampled (max_evals = permutations * (2G + 1)). error_rows: sampled
     values are compared with exact values (or a reference of reference_permutations
-    antithetic permutations where exact ones are too costly) on this many explained rows.
+    antithetic permutations where exact ones are too costly) on this many explained rows
+    (None: a tenth of them, at least 2, at most DEFAULT_ERROR_ROWS; 0: not measured).
     """
     setup_start = time.perf_counter()
     shap = _import_shap()
@@ -483,6 +488,8 @@ def explain_tabular(
         raise ValueError("max_background must be at least 1")
     if method not in METHODS:
         raise ValueError(f"method {method!r}; expected one of {METHODS}")
+    if error_rows is None:
+        error_rows = min(DEFAULT_ERROR_ROWS, max(2, len(rows) // 10))
     if int(error_rows) < 0 or int(reference_permutations) < 2:
         raise ValueError("error_rows must be at least 0 and reference_permutations at least 2")
 
@@ -512,6 +519,9 @@ def explain_tabular(
     affordable = exact_is_affordable(G, N, d, exact_max_model_rows)
     if method == "auto":
         method = EXACT if affordable else PERMUTATION
+    elif method == EXACT and exact_model_rows(G, N) * d * 4 > EXACT_MAX_MASKED_BYTES:
+        raise ValueError(f"exact values over {G} players need 2^{G} x {N} masked rows of {d} inputs at once, more "
+                         f"than {EXACT_MAX_MASKED_BYTES // 2 ** 20} MiB; use method='auto' or 'permutation'")
     exact = method == EXACT
     max_evals = (1 << G) if exact else int(permutations) * (2 * G + 1)
     if not exact and error_rows:

@@ -13,7 +13,7 @@ explainer, with the same reference image, seed and permutations:
   from the image or replaced, as a whole, by the same region of the reference image. With
   64 regions the 2^64 coalitions cannot all be evaluated, so the values are SAMPLED
   (shap.PermutationExplainer, antithetic permutations): an estimate of the Shapley values,
-  whose error against a 32-permutation reference is measured on a few images and recorded
+  whose error against a 16-permutation reference is measured on a few images and recorded
   (settings["sampling_error"]). Additivity is exact: per image, the region values sum to
   f(image) - f(reference).
 * Reference ("background"): ONE image, the box-blurred mean of the background images the
