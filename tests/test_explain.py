@@ -265,7 +265,7 @@ def test_sampled_error_against_a_permutation_reference_where_exact_is_too_costly
     result = run({"float": mlp}, method="permutation", error_rows=6, exact_max_model_rows=100,
                  reference_permutations=64)
     error = result["settings"]["sampling_error"]
-    assert error["reference_exact"] is False and "64 antithetic permutations" in error["reference"]
+    assert error["reference_exact"] is False and "a reference of 64 antithetic permutations" in error["reference"]
     positions = [ROW_IDS.index(r) for r in error["row_ids"]]
     phi = result["_arrays"]["shap_values"]["float"][positions]
     exact = np.stack([exact_group_shapley(mlp, ROWS[i].astype(np.float64), BACKGROUND.astype(np.float64), GROUPS)

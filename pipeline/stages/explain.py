@@ -614,7 +614,8 @@ def explain_tabular(
         description = (f"exact Shapley values: all 2^{G} = {1 << G:,} coalitions of the {G} players, each the mean "
                        f"over {N} background rows (shap.ExactExplainer)")
     else:
-        description = (f"sampled Shapley values: {int(permutations)} antithetic permutation(s) per row "
+        plural = "s" if int(permutations) > 1 else ""
+        description = (f"sampled Shapley values: {int(permutations)} antithetic permutation{plural} per row "
                        f"(shap.PermutationExplainer, {max_evals} coalitions of 2^{G}); exact for models without "
                        f"interactions of three or more players, otherwise an estimate")
     settings = {
@@ -677,8 +678,8 @@ def _error_summary(errors: dict[str, dict], error_at: np.ndarray, row_ids: list[
         "rows": len(error_at),
         "row_ids": [row_ids[i] for i in error_at],
         "reference": (f"exact Shapley values (all 2^{G} coalitions, shap.ExactExplainer)" if exact_reference else
-                      f"{2 * half} antithetic permutations (two halves of {half}, seeds seed+1 and seed+2); exact "
-                      f"values over 2^{G} coalitions are too costly"),
+                      f"a reference of {2 * half} antithetic permutations (two halves of {half}, seeds seed+1 and "
+                      f"seed+2), as exact values over 2^{G} coalitions are too costly"),
         "reference_exact": bool(exact_reference),
         "how": ("per model, |sampled value - reference value| over every player of the measured rows; the figures "
                 "here are the largest over the models (each model's are under models[name]['sampling_error'])"),

@@ -432,13 +432,13 @@ def explanation_method_text(settings: dict) -> str:
                 f"per row they sum to {target}.")
         error = settings.get("sampling_error")
         if error:
-            text += (f" Measured sampling error, against {error['reference']}, on {error['rows']} explained rows "
-                     f"per model: largest |error| {_number(error.get('max_abs_error_vs_exact'), 4)}, mean |error| "
-                     f"{_number(error.get('mean_abs_error_vs_exact'), 4)}, where the mean |SHAP value| is "
-                     f"{_number(error.get('mean_abs_value'), 4)} (probability units; worst model).")
+            text += (f" Measured sampling error on {error['rows']} explained rows per model, against "
+                     f"{error['reference']}: largest |error| {_number(error.get('max_abs_error_vs_exact'), 4)}, "
+                     f"mean |error| {_number(error.get('mean_abs_error_vs_exact'), 5)}, where the mean |SHAP value| "
+                     f"is {_number(error.get('mean_abs_value'), 4)} (probability units; worst model).")
             if error.get("reference_mean_abs_error") is not None:
                 text += (f" The reference's own sampling error is about "
-                         f"{_number(error['reference_mean_abs_error'], 4)} (mean) and at most "
+                         f"{_number(error['reference_mean_abs_error'], 5)} (mean) and at most "
                          f"{_number(error.get('reference_max_abs_error'), 4)}.")
         else:
             text += " Their sampling error was not measured for this run."
