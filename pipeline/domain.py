@@ -139,8 +139,8 @@ class Domain(abc.ABC):
                 row_ids: list[int], local_row_ids: list[int], seed: int, reference: str) -> dict:
         """SHAP explanations of every model in `predict_functions` (model inputs -> probability).
 
-        The default suits tabular inputs: an exact permutation explainer over the original
-        columns. Other modalities override this with the explainer that fits them, keeping
+        The default suits tabular inputs: Shapley values over the original columns, exact
+        (all 2^G coalitions) where affordable, else sampled with their error measured. Other modalities override this with the explainer that fits them, keeping
         the result's top-level keys (explainer, settings, models, agreement).
         """
         from pipeline.stages.explain import explain_tabular

@@ -37,3 +37,60 @@ def test_agreement_tells_a_matching_from_a_scrambled_explainer():
     scrambled = [rng.permutation(a) for a in ours]
     other = _agreement(ours, scrambled, np.abs(ours).mean(0), np.abs(scrambled).mean(0))
     assert other["pearson_per_row_mean"] < 0.6 and other["row_sum_max_abs_difference"] < 1e-9
+
+
+def test_shapley_from_coalitions_is_the_shapley_value():
+    import itertools
+    import math
+
+    from benchmarks.shapley_error import shapley_from_coalitions
+
+    rng = np.random.default_rng(2)
+    players = 5
+    v = rng.normal(size=1 << players)   # any game over 5 players, v[mask]
+    v[0] = 0.0
+
+    def value(subset):
+        return v[sum(1 << j for j in subset)]
+
+    expected = np.zeros(players)
+    for j in range(players):
+        others = [k for k in range(players) if k != j]
+        for size in range(players):
+            weight = math.factorial(size) * math.factorial(players - size - 1) / math.factorial(players)
+            for subset in itertools.combinations(others, size):
+                expected[j] += weight * (value(subset + (j,)) - value(subset))
+    phi = shapley_from_coalitions(v, players)
+    np.testing.assert_allclose(phi, expected, atol=1e-12)
+    assert phi.sum() == __import__("pytest").approx(v[-1] - v[0])
+
+
+def test_shapley_error_table_names_the_method_and_the_error():
+    from benchmarks.run import _shapley_error_lines
+
+    error = {"max_abs_error": 0.0123, "mean_abs_error": 0.00123, "mean_abs_value": 0.0111}
+    result = {
+        "case": "shapley-error", "command": "python -m benchmarks.shapley_error", "measured_utc": "now",
+        "machine": {"cpus": 2, "load_average": [1.0, 1.0, 1.0]},
+        "settings": {"rows": 20, "window_rows": 10, "background_rows": 100, "reference_permutations": 64,
+                     "text_max_tokens": 12},
+        "cases": {
+            "fraud": {"modality": "tabular", "players": 12, "pipeline_method": "exact", "pipeline_sampling_error": None,
+                      "seconds_per_row": {"float32": {"exact": 0.5, "sampled": 0.005},
+                                          "int8": {"exact": 0.25, "sampled": 0.002}},
+                      "error": {"float32": error, "int8": {**error, "max_abs_error": 0.02}}},
+            "imaging": {"modality": "image", "players": 64, "pipeline_method": "permutation",
+                        "pipeline_sampling_error": {"max_abs_error_vs_exact": 0.03, "mean_abs_error_vs_exact": 0.004,
+                                                    "rows": 5},
+                        "seconds_per_row": {"float32": {"sampled": 0.01, "reference_64_permutations": 0.3},
+                                            "int8": {"sampled": 0.01, "reference_64_permutations": 0.3}},
+                        "error": {m: {**error, "reference_max_abs_error": 0.002, "reference_mean_abs_error": 0.0003}
+                                  for m in ("float32", "int8")}},
+        },
+    }
+    text = "\n".join(_shapley_error_lines(result))
+    assert "| fraud | 12 | exact (2^12 coalitions) | 2 antithetic permutations vs exact | 0.0200 | 0.00123 |" in text
+    assert "0.500 / 0.250 | sampled 0.005 / 0.002 | none: exact |" in text
+    assert ("| imaging | 64 | 2 antithetic permutations | 64-permutation reference | 0.0123 (0.0020) | "
+            "0.00123 (0.00030) |") in text
+    assert "max 0.0300, mean 0.00400 (5 rows)" in text

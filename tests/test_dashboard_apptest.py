@@ -173,6 +173,10 @@ def test_explanations_for_every_modality(open_page, modality):
     assert "Global importance (mean |SHAP|)" in text and "Local explanations" in text
     assert "**keras_float** (reference)" in text and "**int8** (shipped)" in text
     assert "Spearman rank correlation" in text
+    # what the values are: exact, estimates with their measured error, or Owen values
+    assert {"tabular": "These are exact Shapley values of that game (no sampling)", "text": "Owen values",
+            "window": "largest |error| 0.0254, mean |error| 0.00250",
+            "image": "These are ESTIMATES of the Shapley values"}[modality] in text
     for row in fixtures.LOCAL_ROWS:
         at.selectbox(key="explain_row").set_value(row).run()
         assert not at.exception and not at.warning

@@ -167,5 +167,14 @@ def test_model_card_has_every_section_and_the_gate(finished_run):
     explanation = json.loads((outcome.run_dir / artifacts.EXPLANATIONS).read_text())
     rows = explanation["settings"]["explained_rows"]
     assert 0 < rows <= config.explain_rows and f"; {rows:,} test rows explained." in card
+    # ... and says what the SHAP values are: exact, or estimates with their measured error.
+    settings = explanation["settings"]
+    expected = {"exact": "These are exact Shapley values of that game (no sampling)",
+                "permutation": "These are ESTIMATES of the Shapley values, not exact ones",
+                "partition": "Owen values over shap's token tree"}[settings["method"]]
+    assert expected in card
+    if settings["method"] == "permutation":
+        error = settings["sampling_error"]
+        assert error["rows"] > 0 and f"largest |error| {error['max_abs_error_vs_exact']:.4f}" in card
     # The data source is quoted as recorded: a file name keeps its case ("yesno.csv", not "Yesno.csv").
     assert f"Source: {outcome.manifest['data']['description']}" in card

@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pipeline.stages.explain import explain_tabular, explanation_figures, without_arrays  # noqa: E402
+from pipeline.stages.explain import (  # noqa: E402
+    EXACT_MAX_MASKED_BYTES, exact_is_affordable, explain_tabular, explanation_figures, without_arrays,
+)
 
 NUMERIC = ["age", "income", "balance", "tenure"]
 CATEGORIES = {"make": ["Honda", "Ford", "Fiat"], "region": ["north", "south", "east", "west"]}
@@ -121,10 +123,12 @@ def exact_group_shapley(f, x, background, groups):
 # ----------------------------------------------------------------------------- exactness
 
 
-def test_linear_model_gives_exact_per_column_sums():
+@pytest.mark.parametrize("method", ["exact", "permutation"])
+def test_linear_model_gives_exact_per_column_sums(method):
     f = linear(W)
     assert np.all((f(ROWS) > 0) & (f(ROWS) < 1)) and np.all((f(BACKGROUND) > 0) & (f(BACKGROUND) < 1))
-    result = run({"float": f}, permutations=1)
+    result = run({"float": f}, permutations=1, method=method)
+    assert result["settings"]["method"] == method
     phi = result["_arrays"]["shap_values"]["float"]
     assert phi.shape == (len(ROWS), len(GROUPS))
     per_input = W * (ROWS.astype(np.float64) - BACKGROUND.astype(np.float64).mean(axis=0))
@@ -141,7 +145,8 @@ def test_linear_model_gives_exact_per_column_sums():
 
 def test_group_masking_matches_brute_force_shapley_with_interactions():
     # pairwise interactions: one antithetic permutation must be exact
-    result = run({"float": pairwise}, permutations=1, rows=ROWS[:6], row_ids=ROW_IDS[:6], local_row_ids=[])
+    result = run({"float": pairwise}, permutations=1, rows=ROWS[:6], row_ids=ROW_IDS[:6], local_row_ids=[],
+                 method="permutation")
     phi = result["_arrays"]["shap_values"]["float"]
     for i in range(6):
         exact = exact_group_shapley(pairwise, ROWS[i].astype(np.float64), BACKGROUND.astype(np.float64), GROUPS)
@@ -153,7 +158,8 @@ def test_group_masking_matches_brute_force_shapley_with_interactions():
 
 
 def test_many_permutations_approach_brute_force_for_a_nonlinear_model():
-    result = run({"float": mlp}, permutations=30, rows=ROWS[:3], row_ids=ROW_IDS[:3], local_row_ids=[])
+    result = run({"float": mlp}, permutations=30, rows=ROWS[:3], row_ids=ROW_IDS[:3], local_row_ids=[],
+                 method="permutation")
     phi = result["_arrays"]["shap_values"]["float"]
     for i in range(3):
         exact = exact_group_shapley(mlp, ROWS[i].astype(np.float64), BACKGROUND.astype(np.float64), GROUPS)
@@ -162,19 +168,122 @@ def test_many_permutations_approach_brute_force_for_a_nonlinear_model():
 
 
 def test_invariant_background_rows_are_skipped():
-    result = run({"float": linear(W)}, permutations=1)
+    result = run({"float": linear(W)}, permutations=1, method="permutation", error_rows=0)
     m = result["models"]["float"]
     G, N, n = len(GROUPS), len(BACKGROUND), len(ROWS)
     assert m["predict_calls"] == n  # one batched call per row and permutation
     # rows sharing a category / integer value with x are not re-run
     assert 0 < m["predict_rows"] < n * (2 * G + 1) * N
+    # exact: one batched call per row over its 2^G coalitions, the same rows skipped
+    exact = run({"float": linear(W)}, method="exact")["models"]["float"]
+    assert exact["predict_calls"] == n
+    assert n * (2 * G + 1) * N < exact["predict_rows"] < n * 2 ** G * N
+
+
+# ----------------------------------------------------------------------------- exact values
+
+
+def test_exact_method_equals_brute_force_shapley_for_a_nonlinear_model():
+    int8 = lambda x: np.round(mlp(x) * 256) / 256  # noqa: E731
+    result = run({"float": mlp, "int8": int8}, rows=ROWS[:5], row_ids=ROW_IDS[:5], local_row_ids=[])
+    settings = result["settings"]
+    assert settings["method"] == "exact" and result["explainer"] == "shap.ExactExplainer"  # auto: 2^6 x 30 rows
+    assert "exact" in settings["method_description"] and f"2^{len(GROUPS)}" in settings["method_description"]
+    assert settings["max_evals"] == 2 ** len(GROUPS) and settings["permutations"] is None
+    assert settings["sampling_error"] is None and "sampling_error" not in result["models"]["float"]
+    for name, f in (("float", mlp), ("int8", int8)):
+        phi = result["_arrays"]["shap_values"][name]
+        for i in range(5):
+            exact = exact_group_shapley(f, ROWS[i].astype(np.float64), BACKGROUND.astype(np.float64), GROUPS)
+            np.testing.assert_allclose(phi[i], exact, atol=1e-9, rtol=0)
+        assert result["models"][name]["additivity"]["max_abs_error"] < 1e-12
+    # and two antithetic permutations are NOT exact for this model (so the check above can fail)
+    sampled = run({"float": mlp}, rows=ROWS[:5], row_ids=ROW_IDS[:5], local_row_ids=[], method="permutation",
+                  error_rows=0)["_arrays"]["shap_values"]["float"]
+    assert np.abs(sampled - result["_arrays"]["shap_values"]["float"]).max() > 1e-4
+
+
+def test_exact_values_do_not_depend_on_the_seed():
+    a = run({"float": mlp}, seed=1, method="exact")["_arrays"]["shap_values"]["float"]
+    b = run({"float": mlp}, seed=2, method="exact")["_arrays"]["shap_values"]["float"]
+    np.testing.assert_allclose(a, b, atol=1e-12, rtol=0)
+
+
+def test_auto_method_follows_the_model_row_budget():
+    G, N = len(GROUPS), len(BACKGROUND)
+    assert run({"float": mlp}, exact_max_model_rows=2 ** G * N)["settings"]["method"] == "exact"
+    sampled = run({"float": mlp}, exact_max_model_rows=2 ** G * N - 1)
+    assert sampled["settings"]["method"] == "permutation" and sampled["explainer"] == "shap.PermutationExplainer"
+    assert "antithetic permutation" in sampled["settings"]["method_description"]
+    assert sampled["settings"]["exact_affordable"] is False
+    # the memory cap: shap builds all 2^G x N masked rows of d float32 inputs at once
+    assert exact_is_affordable(12, 100, 37)
+    assert not exact_is_affordable(12, 100, EXACT_MAX_MASKED_BYTES // (4 * 2 ** 12 * 100) + 1)
+    assert not exact_is_affordable(64, 1, 4096)
+    with pytest.raises(ValueError, match="method"):
+        run({"float": mlp}, method="kernel")
+    wide = {f"c{j}": [j] for j in range(40)}
+    with pytest.raises(ValueError, match="2\\^40"):
+        explain_tabular(predict_functions={"f": lambda x: x.sum(1) * 0.01 + 0.5}, background=np.zeros((2, 40)),
+                        rows=np.ones((1, 40)), row_ids=[0], local_row_ids=[], feature_names=list(wide),
+                        feature_groups=wide, method="exact")
+
+
+# ----------------------------------------------------------------------------- sampling error
+
+
+def test_sampled_error_is_the_error_against_brute_force_shapley():
+    int8 = lambda x: np.round(mlp(x) * 256) / 256  # noqa: E731
+    result = run({"float": mlp, "int8": int8}, method="permutation", error_rows=4)
+    error = result["settings"]["sampling_error"]
+    assert error["rows"] == 4 and error["reference_exact"] is True and "exact" in error["reference"]
+    positions = [ROW_IDS.index(r) for r in error["row_ids"]]
+    assert len(set(positions)) == 4
+    worst_max, worst_mean = 0.0, 0.0
+    for name, f in (("float", mlp), ("int8", int8)):
+        phi = result["_arrays"]["shap_values"][name][positions]
+        exact = np.stack([exact_group_shapley(f, ROWS[i].astype(np.float64), BACKGROUND.astype(np.float64), GROUPS)
+                          for i in positions])
+        difference = np.abs(phi - exact)
+        recorded = result["models"][name]["sampling_error"]
+        assert recorded["max_abs_error_vs_exact"] == pytest.approx(difference.max(), abs=1e-9)
+        assert recorded["mean_abs_error_vs_exact"] == pytest.approx(difference.mean(), abs=1e-9)
+        assert recorded["mean_abs_value"] == pytest.approx(np.abs(exact).mean(), abs=1e-9)
+        assert error["by_model"][name]["max_abs_error_vs_exact"] == recorded["max_abs_error_vs_exact"]
+        assert difference.max() > 1e-4  # a real error, not a zero that any bug would also give
+        worst_max, worst_mean = max(worst_max, difference.max()), max(worst_mean, difference.mean())
+    assert error["max_abs_error_vs_exact"] == pytest.approx(worst_max, abs=1e-9)
+    assert error["mean_abs_error_vs_exact"] == pytest.approx(worst_mean, abs=1e-9)
+    # measuring the error leaves the explanation itself unchanged
+    plain = run({"float": mlp}, method="permutation", error_rows=0)
+    assert plain["settings"]["sampling_error"] is None
+    np.testing.assert_array_equal(plain["_arrays"]["shap_values"]["float"], result["_arrays"]["shap_values"]["float"])
+
+
+def test_sampled_error_against_a_permutation_reference_where_exact_is_too_costly():
+    # a budget under 2^G x N / 4: neither the explanation nor its error reference is exact
+    result = run({"float": mlp}, method="permutation", error_rows=6, exact_max_model_rows=100,
+                 reference_permutations=64)
+    error = result["settings"]["sampling_error"]
+    assert error["reference_exact"] is False and "a reference of 64 antithetic permutations" in error["reference"]
+    positions = [ROW_IDS.index(r) for r in error["row_ids"]]
+    phi = result["_arrays"]["shap_values"]["float"][positions]
+    exact = np.stack([exact_group_shapley(mlp, ROWS[i].astype(np.float64), BACKGROUND.astype(np.float64), GROUPS)
+                      for i in positions])
+    true_mean = np.abs(phi - exact).mean()
+    recorded = result["models"]["float"]["sampling_error"]
+    # the reference's own error is small against the error measured, and the measured error is close to the true one
+    assert recorded["reference_mean_abs_error"] < 0.4 * recorded["mean_abs_error_vs_exact"]
+    assert recorded["mean_abs_error_vs_exact"] == pytest.approx(true_mean, rel=0.25)
+    assert recorded["max_abs_error_vs_exact"] == pytest.approx(np.abs(phi - exact).max(), rel=0.35)
 
 
 # ----------------------------------------------------------------------------- additivity
 
 
-def test_additivity_is_tiny_for_a_nonlinear_model():
-    result = run({"float": mlp})
+@pytest.mark.parametrize("method", ["exact", "permutation"])
+def test_additivity_is_tiny_for_a_nonlinear_model(method):
+    result = run({"float": mlp}, method=method)
     add = result["models"]["float"]["additivity"]
     assert add["max_abs_error"] < 1e-6 and add["mean_abs_error"] <= add["max_abs_error"]
     phi = result["_arrays"]["shap_values"]["float"]
@@ -186,6 +295,7 @@ def test_additivity_is_tiny_for_a_nonlinear_model():
 def test_background_is_subsampled_and_additivity_still_holds():
     big = _data(80, seed=3)
     result = run({"float": mlp}, background=big, max_background=20)
+    assert result["settings"]["method"] == "exact"
     s = result["settings"]
     assert s["background_rows"] == 20 and s["background_rows_given"] == 80
     assert result["models"]["float"]["additivity"]["max_abs_error"] < 1e-6
@@ -229,24 +339,28 @@ def test_reference_can_be_chosen_and_must_exist():
 def test_fixed_seed_is_deterministic_and_global_rng_untouched():
     import pipeline.stages.explain as stage
 
-    stage._numba_warm = False  # the one-off warm-up must not leak either
+    stage._numba_warm.clear()  # the one-off warm-up must not leak either
     np.random.seed(123)
     before = np.random.get_state()[1].copy()
-    a = run({"float": mlp}, seed=5)
+    a = run({"float": mlp}, seed=5, method="permutation")
     after = np.random.get_state()[1]
     assert np.array_equal(before, after)
-    b = run({"float": mlp}, seed=5)
-    c = run({"float": mlp}, seed=6)
+    b = run({"float": mlp}, seed=5, method="permutation")
+    c = run({"float": mlp}, seed=6, method="permutation")
     pa, pb, pc = (r["_arrays"]["shap_values"]["float"] for r in (a, b, c))
     assert np.array_equal(pa, pb)
     assert not np.allclose(pa, pc, atol=1e-9)  # the seed does pick the permutations
-    strip = lambda r: {k: v for k, v in without_arrays(r)["models"]["float"].items() if "seconds" not in k}
+    def strip(r):
+        model = {k: v for k, v in without_arrays(r)["models"]["float"].items() if "seconds" not in k}
+        model["sampling_error"] = {k: v for k, v in model["sampling_error"].items() if k != "seconds"}
+        return model
+
     assert strip(a) == strip(b)
 
 
 def test_models_share_permutations():
     # identical models must get identical explanations (same seed -> same permutations)
-    result = run({"float": mlp, "copy": lambda x: mlp(x)})
+    result = run({"float": mlp, "copy": lambda x: mlp(x)}, method="permutation")
     assert result["agreement"]["copy"]["mean_abs_difference"] == 0.0
     assert result["agreement"]["copy"]["top5_overlap"] == 5
 
@@ -254,14 +368,27 @@ def test_models_share_permutations():
 # ----------------------------------------------------------------------------- JSON contract
 
 
-def test_result_is_json_and_follows_the_schema():
-    result = run({"float": mlp, "int8": lambda x: np.round(mlp(x) * 256) / 256})
+@pytest.mark.parametrize("method", ["exact", "permutation"])
+def test_result_is_json_and_follows_the_schema(method):
+    result = run({"float": mlp, "int8": lambda x: np.round(mlp(x) * 256) / 256}, method=method)
     text = json.dumps(without_arrays(result), allow_nan=False)
     back = json.loads(text)
     assert "_arrays" not in back and "_arrays" in result
-    assert back["explainer"] == "shap.PermutationExplainer"
     s = back["settings"]
-    assert s["max_evals"] == s["permutations"] * (2 * len(GROUPS) + 1) and s["max_evals"] >= 2 * len(GROUPS) + 1
+    assert s["method"] == method
+    if method == "exact":
+        assert back["explainer"] == "shap.ExactExplainer"
+        assert s["max_evals"] == 2 ** len(GROUPS) and s["permutations"] is None and s["sampling_error"] is None
+    else:
+        assert back["explainer"] == "shap.PermutationExplainer"
+        assert s["max_evals"] == s["permutations"] * (2 * len(GROUPS) + 1) and s["max_evals"] >= 2 * len(GROUPS) + 1
+        error = s["sampling_error"]
+        # default: a tenth of the 24 explained rows, at least 2
+        assert error["rows"] == 2 and len(error["row_ids"]) == 2 and set(error["row_ids"]) <= set(ROW_IDS)
+        assert 0 < error["mean_abs_error_vs_exact"] <= error["max_abs_error_vs_exact"]
+        assert set(error["by_model"]) == {"float", "int8"}
+        for m in back["models"].values():
+            assert m["sampling_error"]["max_abs_error_vs_exact"] <= error["max_abs_error_vs_exact"]
     assert s["columns"] == len(GROUPS) and s["encoded_features"] == D and s["explained_rows"] == len(ROWS)
     for name, m in back["models"].items():
         assert set(m) >= {"base_value", "seconds", "seconds_per_100_rows", "global_importance", "additivity", "local"}

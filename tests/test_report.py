@@ -17,3 +17,38 @@ def test_markdown_and_html_render_the_same_blocks():
     assert "<strong>Gate PASSED</strong>" in page and "<code>int8</code>" in page
     assert "&lt;x&gt;" in page and "<x>" not in page
     assert '<img src="plots/tradeoff.png"' in page and "<td>x|y</td>" in page
+
+
+def _explanation_paragraphs(settings: dict) -> str:
+    from pipeline.stages.report import _explanations
+
+    explanation = {"explainer": "x", "settings": {"explained_rows": 20, **settings}, "models": {}, "agreement": {}}
+    return render_markdown(_explanations(explanation, []))
+
+
+def test_card_calls_exact_values_exact_and_sampled_values_estimates_with_their_error():
+    exact = _explanation_paragraphs({
+        "method": "exact", "columns": 12, "additivity_target": "f(x) - mean f(background), both from f",
+        "method_description": "exact Shapley values: all 2^12 = 4,096 coalitions of the 12 players"})
+    assert "all 2^12 = 4,096 coalitions" in exact and "exact Shapley values of that game (no sampling)" in exact
+    assert "f(x) - mean f(background)." in exact and "ESTIMATES" not in exact
+
+    error = {"max_abs_error_vs_exact": 0.128, "mean_abs_error_vs_exact": 0.0123, "mean_abs_value": 0.0456,
+             "rows": 5, "reference": "32 antithetic permutations (two halves of 16)",
+             "reference_max_abs_error": 0.011, "reference_mean_abs_error": 0.002}
+    sampled = _explanation_paragraphs({
+        "method": "permutation", "columns": 64, "exact_rule": "exact when 2^players x ...",
+        "method_description": "sampled Shapley values: 2 antithetic permutation(s) per row",
+        "sampling_error": error})
+    assert "ESTIMATES of the Shapley values, not exact ones" in sampled and "2^64 coalitions" in sampled
+    assert "largest |error| 0.1280" in sampled and "mean |error| 0.01230" in sampled and "0.0456" in sampled
+    assert "on 5 explained rows per model, against 32 antithetic" in sampled and "32 antithetic permutations" in sampled
+    assert "reference's own sampling error is about 0.00200 (mean) and at most 0.0110" in sampled
+    assert "exact Shapley values of that game" not in sampled
+
+    unmeasured = _explanation_paragraphs({"method": "permutation", "columns": 64, "method_description": "sampled",
+                                          "sampling_error": None})
+    assert "not measured" in unmeasured
+    text = _explanation_paragraphs({"method": "partition", "method_description": "Owen values over shap's token tree",
+                                    "additivity_target": "f(text) - f(''), both from the predict function"})
+    assert "Owen values" in text and "f(text) - f('')." in text and "exact Shapley" not in text

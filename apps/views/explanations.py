@@ -40,6 +40,10 @@ st.markdown(f"Explainer **{explanation.get('explainer', 'n/a')}**, the same for 
                                                        if rows_explained else "."))
 if settings.get("players"):
     st.caption(f"Players: {settings['players']}")
+if settings.get("method"):
+    from pipeline.stages.report import explanation_method_text
+
+    st.caption(explanation_method_text(settings))
 
 
 def _number(value) -> float:

@@ -8,10 +8,13 @@ explainer, with the same reference image, seed and permutations:
 
 * Players: the regions of a grid over the image (8 x 8 by default, "region r<row>c<col>",
   r0c0 at the top left), i.e. groups of pixel indices.
-* Explainer: `pipeline.stages.explain.explain_tabular`, the exact grouped permutation
-  explainer (shap.PermutationExplainer driven through `_GroupMasker`), on the flattened
-  images: a region is kept from the image or replaced, as a whole, by the same region of
-  the reference image. Additivity is exact: per image, the region values sum to
+* Explainer: `pipeline.stages.explain.explain_tabular`'s grouped explainer (shap's
+  explainers driven through `_GroupMasker`), on the flattened images: a region is kept
+  from the image or replaced, as a whole, by the same region of the reference image. With
+  64 regions the 2^64 coalitions cannot all be evaluated, so the values are SAMPLED
+  (shap.PermutationExplainer, antithetic permutations): an estimate of the Shapley values,
+  whose error against a 16-permutation reference is measured on a few images and recorded
+  (settings["sampling_error"]). Additivity is exact: per image, the region values sum to
   f(image) - f(reference).
 * Reference ("background"): ONE image, the box-blurred mean of the background images the
   pipeline hands in (training images). A masked region thus shows a smooth, average
@@ -106,12 +109,14 @@ def explain_images(
     reference: str | None = None,
     permutations: int = DEFAULT_PERMUTATIONS,
     blur_radius: int | None = None,
+    **method_options,
 ) -> dict:
     """Per-region SHAP values of every model on images `rows` (n, H, W, C); see the module docstring.
 
     regions: region name -> flattened pixel indices (row-major over H x W x C), in grid order.
     labels / groups: of the explained rows (for the local entries and the by-group mass).
     named_regions: a name -> the regions it covers, whose attribution share is reported.
+    method_options: explain_tabular's method, exact_max_model_rows, error_rows, reference_permutations.
     """
     rows = np.asarray(rows, dtype=np.float32)
     if rows.ndim != 4:
@@ -137,7 +142,7 @@ def explain_images(
         predict_functions={name: flat(function) for name, function in predict_functions.items()},
         background=reference_picture.reshape(1, -1), rows=rows.reshape(n, -1), row_ids=row_ids,
         local_row_ids=local_row_ids, feature_names=pixel_names, feature_groups=regions, seed=seed,
-        reference=reference, permutations=permutations, max_background=1)
+        reference=reference, permutations=permutations, max_background=1, **method_options)
 
     arrays = result["_arrays"]
     index_map = region_index_map(row_edges, column_edges)
@@ -197,11 +202,11 @@ def explain_images(
             if row_groups is not None:
                 entry["groups"] = {c: str(row_groups[c].iloc[i]) for c in row_groups.columns}
 
-    result["explainer"] = "shap.PermutationExplainer over image regions"
+    result["explainer"] = f"{result['explainer']} over image regions"
     settings = result["settings"]
     settings.update({
         "masking": "per image region: a region is kept from the image or replaced, as a whole, by the same region "
-                   "of the reference image (exact Shapley game over regions, _GroupMasker)",
+                   "of the reference image (the Shapley game over regions, _GroupMasker)",
         "players": f"{len(columns)} regions of a {grid[0]} x {grid[1]} grid (region r<row>c<column>, r0c0 top left)",
         "grid": list(grid), "row_edges": [int(e) for e in row_edges], "column_edges": [int(e) for e in column_edges],
         "image_shape": [int(height), int(width), int(channels)],

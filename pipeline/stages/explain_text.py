@@ -264,6 +264,10 @@ def explain_texts(
     return {
         "explainer": "shap.PartitionExplainer",
         "settings": {
+            "method": "partition",
+            "method_description": "Owen values over shap's token tree (shap.PartitionExplainer): coalitions follow "
+                                  "the tree, so these are not Shapley values; where the budget of masked texts runs "
+                                  "out, an unexplored subtree's value is shared among its tokens",
             "masker": "shap.maskers.Text over a predict function of strings (the shipped tokenizer spec, then the "
                       "model); a hidden token is removed from the text",
             "mask_token": "U+E000 (removed by the predict function before tokenizing)",

@@ -9,6 +9,9 @@ from a background window as a whole, so every model sees real sensor trajectorie
 the values of all cells add up to f(x) - E_background[f] exactly (checked as additivity).
 G = S * blocks players: with 14 sensors and 5 blocks, 70 players and
 permutations * (2 * 70 + 1) masked evaluations per explained window and background row.
+2^70 coalitions cannot all be evaluated, so these values are SAMPLED (antithetic
+permutations): an estimate whose error, against a reference of more permutations, is
+measured on a few windows and recorded in settings["sampling_error"] (see `explain`).
 
 The result keeps `explain_tabular`'s keys (explainer, settings, models{name: base_value,
 seconds, seconds_per_100_rows, global_importance, additivity, local}, agreement, _arrays),
@@ -75,8 +78,12 @@ def explain_windows(
     blocks: int = DEFAULT_BLOCKS,
     permutations: int = DEFAULT_PERMUTATIONS,
     max_background: int = DEFAULT_MAX_BACKGROUND,
+    **method_options,
 ) -> dict:
-    """Cell-level SHAP values of every model on windows `rows` [n, W, S]; see the module docstring."""
+    """Cell-level SHAP values of every model on windows `rows` [n, W, S]; see the module docstring.
+
+    method_options: explain_tabular's method, exact_max_model_rows, error_rows, reference_permutations.
+    """
     rows = np.asarray(rows, dtype=np.float32)
     background = np.asarray(background, dtype=np.float32)
     if rows.ndim != 3 or background.ndim != 3 or rows.shape[1:] != background.shape[1:]:
@@ -90,7 +97,8 @@ def explain_windows(
         predict_functions={name: _flat(f, (window, count)) for name, f in predict_functions.items()},
         background=background.reshape(len(background), -1), rows=rows.reshape(len(rows), -1),
         row_ids=row_ids, local_row_ids=local_row_ids, feature_names=names, feature_groups=cells,
-        seed=seed, reference=reference, permutations=permutations, max_background=max_background)
+        seed=seed, reference=reference, permutations=permutations, max_background=max_background,
+        **method_options)
 
     parts = time_blocks(window, blocks)
     labels = [block_label(b, window) for b in parts]

@@ -453,11 +453,41 @@ def _value(value):
     return value.get("value") if isinstance(value, dict) else value
 
 
+def explanation_method_text(settings: dict) -> str:
+    """What the SHAP values are: exact, or sampled with their measured error (the card's wording)."""
+    method, description = settings.get("method"), settings.get("method_description")
+    target = str(settings.get("additivity_target", "f(x) - mean f(background)")).split(", both")[0]
+    if method == "exact":
+        return (f"Method: {description}. These are exact Shapley values of that game (no sampling), and their "
+                f"additivity is exact: per row they sum to {target}.")
+    if method == "permutation":
+        text = (f"Method: {description}. These are ESTIMATES of the Shapley values, not exact ones: exact values "
+                f"would need all 2^{settings.get('columns')} coalitions, over the budget "
+                f"({settings.get('exact_rule', 'see explanations.json')}). Their additivity is exact nonetheless: "
+                f"per row they sum to {target}.")
+        error = settings.get("sampling_error")
+        if error:
+            text += (f" Measured sampling error on {error['rows']} explained rows per model, against "
+                     f"{error['reference']}: largest |error| {_number(error.get('max_abs_error_vs_exact'), 4)}, "
+                     f"mean |error| {_number(error.get('mean_abs_error_vs_exact'), 5)}, where the mean |SHAP value| "
+                     f"is {_number(error.get('mean_abs_value'), 4)} (probability units; worst model).")
+            if error.get("reference_mean_abs_error") is not None:
+                text += (f" The reference's own sampling error is about "
+                         f"{_number(error['reference_mean_abs_error'], 5)} (mean) and at most "
+                         f"{_number(error.get('reference_max_abs_error'), 4)}.")
+        else:
+            text += " Their sampling error was not measured for this run."
+        return text
+    if method == "partition":
+        return f"Method: {description}. Additivity is exact: per text the token values sum to {target}."
+    return "Method: see explanations.json (this explanation does not name its method)."
+
+
 def _explanations(explanation: dict, plots: list[str]) -> list:
     blocks: list = [Heading(3, "Explanations (SHAP)"), Paragraph(
         f"Explainer: {explanation['explainer']}, the same for every model so that the float model and the "
         f"shipped `.tflite` can be compared; {_number(explanation['settings']['explained_rows'])} test rows "
-        f"explained.")]
+        f"explained."), Paragraph(explanation_method_text(explanation["settings"]))]
     rows = []
     for name, result in explanation["models"].items():
         top = list(result["global_importance"].items())[:5]
