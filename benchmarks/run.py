@@ -757,7 +757,14 @@ def _pruning_rate_lines(result: dict) -> list[str]:
 
 
 # Results files that are not pipeline runs, by case, and the function that renders each.
+def _seed_spread_lines(result: dict) -> list[str]:
+    from benchmarks.seed_spread import table_lines
+
+    return table_lines(result)
+
+
 _OWN_TABLES = {
+    "seed-spread": _seed_spread_lines,
     "fraud-scaling": _scaling_lines,
     "training-throughput": _throughput_lines,
     "training-throughput-gpu": _throughput_lines,
