@@ -848,9 +848,16 @@ def _shapley_error_lines(result: dict) -> list[str]:
     return lines + [""]
 
 
+def _seed_spread_lines(result: dict) -> list[str]:
+    from benchmarks.seed_spread import table_lines
+
+    return table_lines(result)
+
+
 # Results files that are not pipeline runs, by case, and the function that renders each.
 _OWN_TABLES = {
     "shapley-error": _shapley_error_lines,
+    "seed-spread": _seed_spread_lines,
     "fraud-scaling": _scaling_lines,
     "training-throughput": _throughput_lines,
     "training-throughput-gpu": _throughput_lines,

@@ -96,10 +96,16 @@ def start_frameworks(*, query_devices: bool = True) -> None:
     from; doing both here, once, keeps them off the terminal for the rest of the process.
     A process that must configure TensorFlow's devices itself first (a multi-worker
     strategy) passes `query_devices=False`.
+
+    TensorFlow's thread pools are sized here too (runtime.pin_threads), before it runs any
+    op: the size is fixed, not the CPU count, so that a run reproduces on other machines.
     """
     with native_output_silenced():
         import keras
 
+        from pipeline.runtime import pin_threads
+
+        pin_threads()
         if query_devices and keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 

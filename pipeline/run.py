@@ -84,11 +84,13 @@ def run_pipeline(config: RunConfig, *, progress: Progress | None = None) -> RunO
 
 
 def check_before_work(config: RunConfig):
-    """The checks that need no data, so that their errors come before any loading: the cluster
-    (--workers / TF_CONFIG) and, where this process writes the report, that --out can be written.
-    Returns the cluster (None for single-machine training); raises InputError."""
+    """The checks that need no data, so that their errors come before any loading: EDGEAUDIT_THREADS,
+    the cluster (--workers / TF_CONFIG) and, where this process writes the report, that --out can be
+    written. Returns the cluster (None for single-machine training); raises InputError."""
+    from pipeline.runtime import thread_count
     from pipeline.stages.distributed import resolve_cluster
 
+    thread_count()  # EDGEAUDIT_THREADS, if set, is a usable number
     if config.cluster_column is not None and not get_domain(config.domain).supports_cluster_column:
         from pipeline.errors import InputError
         from pipeline.registry import domain_names
@@ -159,7 +161,8 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
 
     with progress.stage("compress"):
         job = compression_job(config, domain, data, trained, model_options=model_options, train_x=train_x,
-                              validation_x=validation_x, batch_size=runtime.batch_size)
+                              validation_x=validation_x, batch_size=runtime.batch_size,
+                              threads=runtime.intra_op_threads, deterministic_ops=runtime.deterministic_ops)
         variants = compress(job, progress=progress)
         for result in variants.values():
             if result.tflite is not None:
@@ -262,8 +265,10 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
 
 
 def compression_job(config: RunConfig, domain: Domain, data: DomainData, trained, *, model_options: dict,
-                    train_x: np.ndarray, validation_x: np.ndarray, batch_size: int):
-    """The CompressionJob of a trained model, with every compression option of the config."""
+                    train_x: np.ndarray, validation_x: np.ndarray, batch_size: int, threads: int | None = None,
+                    deterministic_ops: bool = False):
+    """The CompressionJob of a trained model, with every compression option of the config; `threads` and
+    `deterministic_ops`: the run's TensorFlow settings (Runtime), which the compression child repeats."""
     from pipeline.stages.compress import CompressionJob, weights_by_layer_name
     from pipeline.stages.train import sample_weights_for
 
@@ -278,7 +283,8 @@ def compression_job(config: RunConfig, domain: Domain, data: DomainData, trained
         target_sparsity=config.target_sparsity, fine_tune_epochs=config.fine_tune_epochs,
         pruning_learning_rates=config.pruning_learning_rates(),
         quantization_aware_learning_rate=config.quantization_aware_learning_rate,
-        per_channel_dense=config.per_channel_dense, batch_size=batch_size, seed=config.seed)
+        per_channel_dense=config.per_channel_dense, batch_size=batch_size, seed=config.seed,
+        threads=threads or None, deterministic_ops=deterministic_ops)
 
 
 def representative_row_ids(labels: np.ndarray, rows: int, seed: int) -> np.ndarray:

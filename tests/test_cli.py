@@ -51,6 +51,14 @@ def test_bad_options_exit_2_before_any_work(arguments, expected, capsys, tmp_pat
     assert not list(tmp_path.iterdir())
 
 
+def test_an_unusable_thread_count_exits_2_before_any_work(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEAUDIT_THREADS", "0")
+    code, _, err = _run_cli(["run", "fraud", "--out", str(tmp_path)], capsys)
+    assert code == EXIT_BAD_INPUT
+    assert "EDGEAUDIT_THREADS is '0'" in err and "How to fix" in err
+    assert not list(tmp_path.iterdir())
+
+
 def test_options_left_open_get_the_domain_rule_and_every_candidate_rate_and_given_ones_win():
     from pipeline.cli import run_config
     from pipeline.config import PRUNING_LEARNING_RATES

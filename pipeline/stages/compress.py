@@ -82,6 +82,11 @@ class CompressionJob:
     per_channel_dense: bool = False
     batch_size: int = 256
     seed: int = 0
+    # The run's TensorFlow settings (pipeline.runtime), applied in the child before its first op:
+    # thread pools of this size (None: EDGEAUDIT_THREADS or its default) and op determinism.
+    # With the same seed they make fine-tuning, and so the .tflite bytes, reproducible.
+    threads: int | None = None
+    deterministic_ops: bool = False
     # A variant that takes longer than this is stopped and recorded as failed.
     variant_timeout_seconds: float = 900.0
 
@@ -252,6 +257,11 @@ class _Worker:
 
     def __init__(self, job: CompressionJob, report: Callable[[str], None]):
         import tensorflow as tf
+
+        from pipeline.runtime import pin_threads, set_deterministic_ops
+
+        pin_threads(job.threads)  # before any op runs in this process
+        set_deterministic_ops(job.deterministic_ops)
         import tensorflow_model_optimization as tfmot  # sets TF_USE_LEGACY_KERAS=1
         import tf_keras
 

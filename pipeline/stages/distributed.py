@@ -95,6 +95,7 @@ class DistributedJob:
     patience: int
     seed: int
     augmentation: Callable[[Any, Any], Any] | None = None   # module-level, see Domain.augmentation
+    deterministic_ops: bool = False  # the run's choice (pipeline.runtime); threads follow EDGEAUDIT_THREADS
 
 
 @dataclass(frozen=True)
@@ -172,10 +173,12 @@ def _train(job: DistributedJob, report: Callable[[str], None]) -> DistributedRes
     import tensorflow as tf
     import tf_keras
 
+    from pipeline.runtime import set_deterministic_ops
     from pipeline.stages.compress import weights_by_layer_name
     from pipeline.stages.input_pipeline import evaluation_dataset, training_dataset
     from pipeline.stages.train import make_optimizer
 
+    set_deterministic_ops(job.deterministic_ops)
     tf_keras.utils.set_random_seed(job.seed)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     replicas = strategy.num_replicas_in_sync

@@ -219,7 +219,8 @@ def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict,
         "Class weights (rare positives): " + ", ".join(f"class {label} × {weight:.2f}" for label, weight in
                                                       training["class_weights"].items()) + ".",
         f"Edge variant shipped: `{ship}` — `models/{ship}.tflite` with `models/preprocessing.json`.",
-        f"Seed {manifest['seed']}; data fingerprint `{data['fingerprint'][:16]}…`; run id `{manifest['run_id']}`.",
+        f"Seed {manifest['seed']}; data fingerprint `{data['fingerprint'][:16]}…`; run id `{manifest['run_id']}`."
+        + _reproduction_text(manifest['runtime']),
     ])]
 
     blocks += [Heading(2, "Intended use"), Bullets([
@@ -353,6 +354,18 @@ def _group_results(audit: dict, ship: str, plots: list[str]) -> list:
         if plot in plots:
             blocks.append(Image(plot, f"TPR and FPR by {column}"))
     return blocks
+
+
+def _reproduction_text(runtime: dict) -> str:
+    """What a rerun needs to give the same numbers and bytes (pipeline/runtime.py)."""
+    if not runtime.get("intra_op_threads"):
+        return ""
+    cpu = (runtime.get("cpu") or {}).get("model")
+    return (f" TensorFlow ran {runtime['intra_op_threads']} intra-op and {runtime['inter_op_threads']} inter-op "
+            f"threads, op determinism {'on' if runtime.get('deterministic_ops') else 'off'}"
+            + (f", on {cpu}" if cpu else "") + ": the same seed, thread counts, kind of CPU and packages give "
+            "these figures and `.tflite` bytes again" + ("" if runtime.get("deterministic_ops") else
+                                                          " (without op determinism, not guaranteed)") + ".")
 
 
 def _optimizer_text(training: dict, runtime: dict) -> str:

@@ -137,7 +137,7 @@ def _train_on_cluster(cluster, *, model_builder, input_shape, model_options, tra
         validation_features=validation_features, validation_labels=validation_labels, epochs=epochs,
         batch_size=runtime.batch_size, optimizer=optimizer, learning_rate=learning_rate, patience=patience,
         seed=runtime.seed,
-        augmentation=augmentation),
+        augmentation=augmentation, deterministic_ops=runtime.deterministic_ops),
         progress=progress)
     model = model_builder(keras, input_shape, **model_options)
     copy_weights_by_layer_name(result.weights, model)
