@@ -106,11 +106,17 @@ def train_model(
     stopper = keras.callbacks.EarlyStopping(monitor="val_pr_auc", mode="max", patience=patience,
                                             restore_best_weights=True)
     started = time.monotonic()
-    history = model.fit(
-        batches, validation_data=evaluation_dataset(validation_features, validation_labels,
-                                                    batch_size=runtime.batch_size),
-        epochs=epochs, callbacks=[stopper, _EpochLine(epochs, progress)], verbose=0, shuffle=False,  # shuffled above
-    )
+    # TensorFlow 2.21 logs an error-level line ("NodeDef mentions attribute
+    # use_unbounded_threadpool ...") for its own tf.data graph under op determinism; native
+    # stderr is held for the fit (progress goes to stdout) and shown if the fit fails.
+    from pipeline.console import native_output_silenced
+
+    with native_output_silenced():
+        history = model.fit(
+            batches, validation_data=evaluation_dataset(validation_features, validation_labels,
+                                                        batch_size=runtime.batch_size),
+            epochs=epochs, callbacks=[stopper, _EpochLine(epochs, progress)], verbose=0, shuffle=False,  # shuffled above
+        )
     values = {name: [float(v) for v in series] for name, series in history.history.items()}
     best_epoch = int(np.argmax(values["val_pr_auc"])) + 1 if values.get("val_pr_auc") else len(history.epoch)
     return TrainedModel(model=model, history=values, seconds=time.monotonic() - started,
