@@ -60,9 +60,18 @@ def test_load_gives_consistent_splits(name):
     # any augmentation is the input pipeline's, stateless, and keeps shape and dtype.
     import keras
 
-    model = domain.model_builder(keras, tuple(encoded.shape[1:]), **domain.model_options(data, config))
-    model.compile(optimizer="adam", loss="binary_crossentropy", jit_compile=True)
-    assert model.jit_compile is True
+    from pipeline.runtime import deterministic_ops_enabled, set_deterministic_ops
+
+    # Keras also refuses XLA under TensorFlow's op determinism, which an earlier CPU run in
+    # this process switches on (a GPU run leaves it off): judge the model without it.
+    was_deterministic = deterministic_ops_enabled()
+    set_deterministic_ops(False)
+    try:
+        model = domain.model_builder(keras, tuple(encoded.shape[1:]), **domain.model_options(data, config))
+        model.compile(optimizer="adam", loss="binary_crossentropy", jit_compile=True)
+        assert model.jit_compile is True
+    finally:
+        set_deterministic_ops(was_deterministic)
     augmentation = domain.augmentation()
     if augmentation is not None:
         import tensorflow as tf
