@@ -19,9 +19,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,15 +29,10 @@ DOMAINS = ("fraud", "sentiment", "maintenance", "imaging")
 
 def run_seed(domain: str, seed: int) -> dict:
     """One default-data run: the figures the gate reads, and what is needed to reproduce it."""
-    out = RUNS / f"{domain}-seed{seed}"
-    command = [sys.executable, "-m", "pipeline", "run", domain, "--seed", str(seed), "--out", str(out)]
-    print("$", " ".join(command), flush=True)
-    started = time.monotonic()
-    completed = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    wall = time.monotonic() - started
-    if completed.returncode not in (0, 3):  # 3: the gate failed, the report is still written
-        raise SystemExit(f"{domain} seed {seed}: edgeaudit exited with {completed.returncode}")
-    run_dir = max((out / domain).iterdir(), key=lambda path: path.name)
+    from benchmarks.run import _run_edgeaudit  # the benchmark's one way to run edgeaudit in a subprocess
+
+    wall, _, run_dir = _run_edgeaudit(f"{domain} seed {seed}", domain, ["--seed", str(seed)],
+                                      RUNS / f"{domain}-seed{seed}")
     read = lambda file: json.loads((run_dir / file).read_text())  # noqa: E731
     manifest, metrics, gate = read("manifest.json"), read("metrics.json"), read("gate.json")
     headline = metrics["headline_metric"]
