@@ -73,7 +73,7 @@ def measure_case(name: str) -> dict:
         result = compress(job, progress=lambda line: None)["pruned_int8"]
         if result.status != "ok":
             raise SystemExit(f"{name}: pruned_int8 at learning rate {rate} {result.status}: {result.reason}")
-        evaluation, _ = evaluate_variant(result.tflite, validation_features=validation_x,
+        evaluation, _, _ = evaluate_variant(result.tflite, validation_features=validation_x,
                                          validation_labels=data.validation.labels, test_features=test_x,
                                          test_labels=data.test.labels, reference=reference, quality=domain.quality,
                                          threshold_rule=config.threshold_rule)

@@ -219,7 +219,7 @@ def main() -> None:
         result = compress(job, progress=lambda line: None)["int8"]
         if result.status != "ok":
             return {"int8": {"status": result.status, "reason": result.reason}}
-        evaluation, _ = evaluate_variant(result.tflite, validation_features=validation_x,
+        evaluation, _, _ = evaluate_variant(result.tflite, validation_features=validation_x,
                                          validation_labels=data.validation.labels, test_features=test_x,
                                          test_labels=data.test.labels, reference=Predictions(scores, threshold),
                                          threshold_rule=SentimentDomain.threshold_rule)

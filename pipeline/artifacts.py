@@ -33,6 +33,8 @@ AUDIT = "audit.json"
 MITIGATION = "mitigation.json"
 EXPLANATIONS = "explanations.json"
 GATE = "gate.json"
+DEPLOYMENT = "deployment.json"
+DEVICE_EXAMPLE = "device/example_input.json"
 MODEL_CARD_MARKDOWN = "model_card.md"
 MODEL_CARD_HTML = "model_card.html"
 INCOMPLETE_PREFIX = ".incomplete-"
@@ -40,6 +42,11 @@ INCOMPLETE_PREFIX = ".incomplete-"
 
 def model_path(variant: str) -> str:
     return f"models/{variant}.tflite"
+
+
+def device_source_path(variant: str, extension: str) -> str:
+    """C source ("cc") or header ("h") holding a variant's model bytes, for a firmware build."""
+    return f"device/{variant}_model_data.{extension}"
 
 
 def analysis_path(name: str) -> str:

@@ -1,6 +1,7 @@
 """The `edgeaudit` command line.
 
     edgeaudit domains                       list the registered domains
+    edgeaudit targets                       list the built-in device targets (--target NAME)
     edgeaudit run fraud                     the fraud domain on its embedded default data
     edgeaudit run all                       every domain on its embedded default data
     edgeaudit run fraud --data claims.csv --label FraudFound_P --sensitive Sex Age
@@ -37,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("domains", help="list the registered domains and their default settings")
+    targets = commands.add_parser(
+        "targets", help="list the built-in device targets (RAM, flash, runtime) that --target names",
+        description="The built-in device targets. A target file of your own, in the format "
+                    "`edgeaudit targets --format json` prints, adds a device: edgeaudit run ... --target my-board.json")
+    targets.add_argument("--format", choices=("text", "json"), default="text",
+                         help="text for people; json: the targets file itself, a template for your own")
 
     run = commands.add_parser(
         "run", help="run the whole pipeline for one domain (or 'all')",
@@ -102,7 +109,13 @@ def _parser() -> argparse.ArgumentParser:
                              help="per-channel int8 scales for Dense layers in post-training int8 "
                                   "(default per-tensor, as QAT uses: smaller files)")
     compression.add_argument("--ship", dest="ship_variant", default=defaults.ship_variant, metavar="VARIANT",
-                             help="the variant meant for devices: explained, and judged by the gate")
+                             help="the variant meant for devices, explained and judged by the gate: 'auto' ships "
+                                  "the first variant (smallest flash, then latency) that fits every --target and "
+                                  "passes every gate check on the validation split; a variant name ships that one")
+    compression.add_argument("--target", dest="targets", action="append", default=[], metavar="NAME|FILE",
+                             help="a device the shipped variant must fit (repeatable): a built-in target from "
+                                  "`edgeaudit targets`, or a JSON file in the same format; default: none (any "
+                                  "variant LiteRT runs)")
     evaluation = run.add_argument_group("evaluation")
     evaluation.add_argument("--threshold-rule", choices=list(THRESHOLD_RULES), default=None,
                             help="how each model's decision threshold is chosen on the validation split: "
@@ -176,7 +189,7 @@ def _config(arguments: argparse.Namespace, domain: str) -> RunConfig:
         target_sparsity=arguments.target_sparsity, fine_tune_epochs=arguments.fine_tune_epochs,
         pruning_learning_rate=arguments.pruning_learning_rate,
         quantization_aware_learning_rate=arguments.quantization_aware_learning_rate, per_channel_dense=arguments.per_channel_dense,
-        ship_variant=arguments.ship_variant, threshold_rule=arguments.threshold_rule,
+        ship_variant=arguments.ship_variant, targets=tuple(arguments.targets), threshold_rule=arguments.threshold_rule,
         explain_rows=arguments.explain_rows,
         bootstrap_samples=arguments.bootstrap_samples, min_group_size=arguments.min_group_size,
         gate=GateThresholds(max_quality_drop=arguments.max_quality_drop,
@@ -222,6 +235,16 @@ def _list_domains() -> int:
         print(f"{'':14s} modality {domain.modality}; headline metric {domain.headline_metric}; "
               f"threshold rule {domain.threshold_rule}; default label {domain.default_label}; "
               f"groups {', '.join(domain.default_sensitive)}")
+    return EXIT_OK
+
+
+def _list_targets(arguments: argparse.Namespace) -> int:
+    from pipeline.targets import TARGETS_FILE, builtin_targets, describe_targets
+
+    if arguments.format == "json":
+        print(TARGETS_FILE.read_text(encoding="utf-8"), end="")
+    else:
+        print(describe_targets(list(builtin_targets().values())))
     return EXIT_OK
 
 
@@ -391,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if arguments.command == "domains":
             return _list_domains()
+        if arguments.command == "targets":
+            return _list_targets(arguments)
         if arguments.command == "run":
             return _run(arguments)
         if arguments.command == "dashboard":

@@ -98,7 +98,11 @@ class RunConfig:
     quantization_aware_learning_rate: float = 1e-4
     representative_rows: int = 200
     per_channel_dense: bool = False
-    ship_variant: str = "int8"
+    # The variant meant for devices: "auto" chooses it on the validation split (pipeline.stages.deploy),
+    # a variant name ships that one.
+    ship_variant: str = "auto"
+    # Device targets the shipped variant must fit: built-in names (pipeline/targets.json) or target files.
+    targets: tuple[str, ...] = ()
     # Evaluation
     latency_runs: int = 200
     # How decision thresholds are chosen on validation (pipeline.metrics.THRESHOLD_RULES);
@@ -154,12 +158,16 @@ class RunConfig:
                 f"unknown variant(s) {', '.join(map(repr, unknown))}",
                 fix=f"choose among: {', '.join(ALL_VARIANTS)}",
             )
-        if self.ship_variant not in self.variants:
+        if self.ship_variant != "auto" and self.ship_variant not in self.variants:
             raise InputError(
                 f"the variant to ship, {self.ship_variant!r}, is not among the variants built "
                 f"({', '.join(self.variants)})",
-                fix="add it to --variants or choose another with --ship",
+                fix="add it to --variants, choose another with --ship, or leave --ship out (auto: chosen on "
+                    "the validation split)",
             )
+        from pipeline.targets import resolve_targets
+
+        resolve_targets(self.targets)  # a name that is not built in, or a bad target file: InputError
         for name in ("max_quality_drop", "max_equalized_odds_difference", "max_gap_widening"):
             value = getattr(self.gate, name)
             if value < 0:

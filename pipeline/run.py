@@ -1,4 +1,5 @@
-"""Wires the stages: load → train → compress → evaluate (LiteRT) → explain → audit → report → gate.
+"""Wires the stages: load → train → compress → evaluate (LiteRT) → fit devices and choose the variant
+to ship (on validation) → explain → audit → report → gate.
 
 Stage functions take and return plain values; only this module talks to the run folder
 (`pipeline.artifacts.RunFolder`). A run that fails for any reason is discarded, so the
@@ -26,7 +27,8 @@ from pipeline.metrics import Predictions, choose_threshold
 from pipeline.progress import Progress
 from pipeline.registry import get_domain
 
-STAGES = ["load data", "train", "compress", "evaluate on LiteRT", "explain", "audit", "report"]
+STAGES = ["load data", "train", "compress", "evaluate on LiteRT", "fit devices and choose", "explain", "audit",
+          "report"]
 PACKAGES = ("tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert", "shap",
             "fairlearn", "scikit-learn", "numpy", "pandas", "streamlit", "matplotlib")
 
@@ -130,6 +132,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
     from pipeline.stages import report as report_stage
     from pipeline.stages.compress import compress
     from pipeline.stages.evaluate import LiteRTModel, evaluate_variant, measure_keras_latency
+    from pipeline.stages.deploy import choice_checks
     from pipeline.stages.gate import apply_gate
     from pipeline.stages.train import batched_predict_function, train_model
 
@@ -174,12 +177,14 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
     with progress.stage("evaluate on LiteRT"):
         evaluations: dict[str, dict] = {}
         predictions: dict[str, Predictions] = {FLOAT_MODEL: float_predictions}
+        validation_predictions: dict[str, Predictions] = {
+            FLOAT_MODEL: Predictions(float_validation_scores, float_threshold)}
         keras_latency = measure_keras_latency(trained.model.predict_on_batch, test_x[0], runs=config.latency_runs)
         for name, result in variants.items():
             if result.status != "ok":
                 continue
             shipped_bytes = folder.read_bytes(artifacts.model_path(name))  # the file, as written
-            evaluations[name], predictions[name] = evaluate_variant(
+            evaluations[name], predictions[name], validation_predictions[name] = evaluate_variant(
                 shipped_bytes, validation_features=validation_x, validation_labels=data.validation.labels,
                 test_features=test_x, test_labels=data.test.labels, reference=float_predictions,
                 latency_runs=config.latency_runs, quality=domain.quality, threshold_rule=config.threshold_rule)
@@ -199,10 +204,15 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
         }
         folder.write_json(artifacts.METRICS, metrics, role="metrics")
 
+    with progress.stage("fit devices and choose"):
+        deployment, predictions = _deploy(config, domain, data, folder, evaluations, predictions,
+                                          validation_predictions, test_x=test_x, progress=progress)
+        ship = deployment["decision"]["ship_variant"]
+        shipping_config = dataclasses.replace(config, ship_variant=ship)  # what the later stages read
+
     with progress.stage("explain"):
         explanation = _explain(config, domain, data, folder, predict_float, float_predictions, train_x, test_x,
-                               ship_variant=config.ship_variant if config.ship_variant in evaluations else None,
-                               lite_model=LiteRTModel)
+                               ship_variant=ship if ship in evaluations else None, lite_model=LiteRTModel)
         figures = domain.explanation_figures(explanation)
         explanation = explain_stage.without_arrays(explanation)
         folder.write_json(artifacts.EXPLANATIONS, explanation, role="explanations")
@@ -217,6 +227,10 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
             labels=data.test.labels, groups=data.test.groups, predictions=predictions, reference=FLOAT_MODEL,
             bootstrap_samples=config.bootstrap_samples, seed=config.seed, min_group_size=config.min_group_size,
             clusters=data.test.clusters)
+        # Whose decisions each variant's figures are: the microcontroller runtime's where a named target runs it.
+        audit["settings"]["decisions_from"] = {
+            name: deployment["variants"].get(name, {}).get("audited_runtime", "keras" if name == FLOAT_MODEL else "litert")
+            for name in predictions}
         folder.write_json(artifacts.AUDIT, audit, role="audit")
         mitigation = audit_stage.mitigate_with_threshold_optimizer(
             validation_labels=data.validation.labels, validation_scores=float_validation_scores,
@@ -224,7 +238,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
             test_scores=float_predictions.scores, test_groups=data.test.groups, threshold=float_threshold,
             seed=config.seed)
         folder.write_json(artifacts.MITIGATION, mitigation, role="mitigation")
-        shipped = config.ship_variant if config.ship_variant in evaluations else None  # None: not built
+        shipped = ship if ship in evaluations else None  # None: not built
         for name, figure in audit_stage.audit_figures(audit, mitigation, ship_variant=shipped).items():
             folder.write_figure(name, figure)
         for name, summary in audit["summary"].items():
@@ -237,7 +251,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
             name: LiteRTModel(folder.read_bytes(artifacts.model_path(name))).predict for name in evaluations}}
         analyses = domain.extra_analyses(predict_functions=predict_functions,
                                          thresholds={name: p.threshold for name, p in predictions.items()},
-                                         preprocessing=shipped_preprocessing, data=data, config=config)
+                                         preprocessing=shipped_preprocessing, data=data, config=shipping_config)
         for name, analysis in analyses.items():
             folder.write_json(artifacts.analysis_path(name), analysis, role="analysis")
             if analysis.get("summary"):
@@ -247,21 +261,128 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
 
     with progress.stage("report"):
         qualities = {FLOAT_MODEL: float_quality, **{name: e["quality"] for name, e in evaluations.items()}}
-        gate = apply_gate(thresholds=config.gate, ship_variant=config.ship_variant,
+        gate = apply_gate(thresholds=config.gate, ship_variant=ship,
                           headline_metric=domain.headline_metric, qualities=qualities,
-                          audit=audit)
+                          audit=audit, extra_checks=choice_checks(deployment["decision"], ship_variant=ship))
         folder.write_json(artifacts.GATE, gate, role="gate")
         manifest = _manifest(config, domain, data, runtime, variants, evaluations, gate, run_id=folder.run_id,
-                             distributed=trained.distributed)
+                             distributed=trained.distributed, ship_variant=ship)
         card = report_stage.model_card(
             manifest=manifest, metrics=metrics, compression={n: v.summary() for n, v in variants.items()},
             audit=audit, mitigation=mitigation, explanation=explanation, gate=gate, analyses=analyses,
-            training=trained.summary(), plots=sorted(p for p in folder.artifacts if p.startswith("plots/")))
-        for name, figure in report_stage.evaluation_figures(metrics, ship_variant=config.ship_variant).items():
+            training=trained.summary(), plots=sorted(p for p in folder.artifacts if p.startswith("plots/")),
+            deployment=deployment)
+        for name, figure in report_stage.evaluation_figures(metrics, ship_variant=ship).items():
             folder.write_figure(name, figure)
         folder.write_text(artifacts.MODEL_CARD_MARKDOWN, card.markdown, role="model_card")
         folder.write_text(artifacts.MODEL_CARD_HTML, card.html, role="model_card")
     return manifest, gate
+
+
+def _deploy(config: RunConfig, domain: Domain, data: DomainData, folder: artifacts.RunFolder,
+            evaluations: dict[str, dict], predictions: dict[str, Predictions],
+            validation_predictions: dict[str, Predictions], *, test_x: np.ndarray,
+            progress: Progress) -> tuple[dict, dict[str, Predictions]]:
+    """Every variant in the microcontroller runtime, every target's fit, and the choice of the variant to
+    ship, made on the validation split. Writes deployment.json and the device files; returns the deployment
+    and the test predictions the audit judges (the microcontroller's own, where a named target runs it)."""
+    from pipeline.stages import audit as audit_stage
+    from pipeline.stages import deploy
+    from pipeline.stages.gate import apply_gate
+    from pipeline.stages.microcontroller import run_on_microcontroller
+    from pipeline.targets import builtin_targets, resolve_targets
+
+    named = resolve_targets(config.targets)
+    shown = {**builtin_targets(), **{target.name: target for target in named}}
+    micro_named = any(target.is_microcontroller for target in named)
+    deployments, micro_predictions = {}, {}
+    for name, evaluation in evaluations.items():
+        content = folder.read_bytes(artifacts.model_path(name))
+        micro = run_on_microcontroller(content, test_x)
+        micro_test = micro_quality = None
+        if micro.supported:
+            micro_test = Predictions(micro.outputs, predictions[name].threshold)
+            micro_quality = domain.quality(data.test.labels, micro.outputs, predictions[name].threshold)
+            micro_predictions[name] = micro_test
+        deployments[name] = deploy.variant_deployment(
+            model_bytes=len(content), latency_ms=evaluation["latency"]["median_ms"], micro=micro,
+            litert_test=predictions[name], micro_test=micro_test, micro_quality=micro_quality,
+            litert_quality=evaluation["quality"], headline_metric=domain.headline_metric)
+        agreement = (deployments[name]["microcontroller"] or {}).get("agreement_with_litert")
+        progress(f"  {name:14s} tflite-micro: " + (
+            f"arena {micro.arena_bytes:>9,} B, decisions agree with LiteRT on {agreement['identical_decisions']:.4f}"
+            if micro.supported else f"does not run ({micro.first_unsupported})"))
+    fits = deploy.target_fits(list(shown.values()), deployments)
+
+    # The choice: every candidate's gate checks on the validation split (the test split only reports).
+    validation_audit = audit_stage.audit_variants(
+        labels=data.validation.labels, groups=data.validation.groups, predictions=validation_predictions,
+        reference=FLOAT_MODEL, bootstrap_samples=config.bootstrap_samples, seed=config.seed,
+        min_group_size=config.min_group_size, clusters=data.validation.clusters)
+    validation_qualities = {name: domain.quality(data.validation.labels, p.scores, p.threshold)
+                            for name, p in validation_predictions.items()}
+    validation_gates = {name: apply_gate(thresholds=config.gate, ship_variant=name,
+                                         headline_metric=domain.headline_metric, qualities=validation_qualities,
+                                         audit=validation_audit) for name in deployments}
+    decision = deploy.choose_variant(requested=config.ship_variant, named_targets=[t.name for t in named],
+                                     deployments=deployments, fits=fits, validation_gates=validation_gates,
+                                     inconclusive=config.gate.inconclusive)
+    ship = decision["ship_variant"]
+    decision["threshold"] = float(predictions[ship].threshold) if ship in predictions else None
+    progress(f"  ships {ship}: {decision['explanation']}")
+
+    # The decisions a device makes are the ones audited: a named microcontroller target means the
+    # microcontroller runtime's outputs, wherever it runs the variant.
+    audited = dict(predictions)
+    for name in deployments:
+        runtime = "tflite-micro" if micro_named and name in micro_predictions else "litert"
+        deployments[name]["audited_runtime"] = runtime
+        if runtime == "tflite-micro":
+            audited[name] = micro_predictions[name]
+
+    device_files = _write_device_files(folder, domain, data, deployments, fits, shown, ship)
+    deployment = {"format": "edgeaudit.deployment.v1", "targets": [t.to_json() for t in shown.values()],
+                  "named_targets": [t.name for t in named],
+                  "flash_note": "flash_bytes is the model's own bytes; each target's reserved_flash_bytes stands for "
+                                "the rest of the firmware (interpreter, kernels, application)",
+                  "variants": {name: {**entry, "targets": fits[name], "device_files": device_files.get(name, [])}
+                               for name, entry in deployments.items()},
+                  "decision": decision, "device": device_files.get("_shipped")}
+    folder.write_json(artifacts.DEPLOYMENT, deployment, role="deployment")
+    return deployment, audited
+
+
+def _write_device_files(folder: artifacts.RunFolder, domain: Domain, data: DomainData, deployments: dict,
+                        fits: dict, targets: dict, ship: str) -> dict:
+    """C source and header for every variant that fits a microcontroller target; the Python snippet and
+    its raw example for the shipped variant. Returns variant -> paths, and "_shipped" -> what a device needs."""
+    from pipeline.stages import deploy
+
+    written: dict = {}
+    micro_targets = [name for name, target in targets.items() if target.is_microcontroller]
+    for name, entry in deployments.items():
+        micro = entry.get("microcontroller") or {}
+        if not any(fits[name][target]["fits"] for target in micro_targets):
+            continue
+        sources = deploy.device_sources(variant=name, model_content=folder.read_bytes(artifacts.model_path(name)),
+                                        arena_bytes=micro["arena_bytes"], operators=micro["operators"],
+                                        input_detail=micro["input"], domain=domain.name, run_id=folder.run_id)
+        written[name] = []
+        for extension, text in sources.items():
+            path = artifacts.device_source_path(name, extension)
+            folder.write_text(path, text, role="device_source", variant=name)
+            written[name].append(path)
+    raw_code, payload = deploy.raw_example(data.test.raw, 0, folder.read_json(artifacts.PREPROCESSING))
+    if payload is not None:
+        folder.write_json(artifacts.DEVICE_EXAMPLE, payload, role="device_example")
+    micro = (deployments.get(ship) or {}).get("microcontroller") or {}
+    written["_shipped"] = {
+        "variant": ship, "tflite": artifacts.model_path(ship), "preprocessing": artifacts.PREPROCESSING,
+        "input": micro.get("input"), "output": micro.get("output"), "operators": micro.get("operators"),
+        "arena_bytes": micro.get("arena_bytes"), "flash_bytes": (deployments.get(ship) or {}).get("flash_bytes"),
+        "sources": written.get(ship, []),
+        "python_snippet": deploy.python_snippet(domain=domain.name, variant=ship, raw_code=raw_code)}
+    return written
 
 
 def compression_job(config: RunConfig, domain: Domain, data: DomainData, trained, *, model_options: dict,
@@ -332,7 +453,7 @@ def _add_ratios(evaluations: dict[str, dict], keras_latency: dict) -> None:
         evaluation["latency"]["ratio_to_keras"] = evaluation["latency"]["median_ms"] / keras_latency["median_ms"]
 
 
-def _manifest(config, domain, data, runtime, variants, evaluations, gate, *, run_id: str,
+def _manifest(config, domain, data, runtime, variants, evaluations, gate, *, run_id: str, ship_variant: str,
               distributed: dict | None = None) -> dict:
     entries = []
     for name, result in variants.items():
@@ -345,7 +466,7 @@ def _manifest(config, domain, data, runtime, variants, evaluations, gate, *, run
                 "threshold": evaluation["quality"]["threshold"],
                 domain.headline_metric: evaluation["quality"][domain.headline_metric],
                 "bytes": evaluation["size"]["bytes"], "gzip_bytes": evaluation["size"]["gzip_bytes"],
-                "shipped": name == config.ship_variant,
+                "shipped": name == ship_variant,
             })
         entries.append(entry)
     source = dataclasses.asdict(data.source)
@@ -376,7 +497,11 @@ def _manifest(config, domain, data, runtime, variants, evaluations, gate, *, run
             # row is its own: the audit's bootstrap draws whole units.
             "test_units": None if data.test.clusters is None else int(len(np.unique(data.test.clusters))),
         },
-        "ship_variant": config.ship_variant,
+        "ship_variant": ship_variant,
+        "ship_rule": "chosen on the validation split (deployment.json)" if config.ship_variant == "auto"
+                     else "named with --ship",
+        "targets": list(config.targets),
+        "deployment": artifacts.DEPLOYMENT,
         "distributed": distributed,
         "gate": {"verdict": gate["verdict"], "passed": gate["passed"],
                  "inconclusive_counts_as": gate["inconclusive_counts_as"],

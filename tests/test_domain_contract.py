@@ -25,9 +25,11 @@ MODEL_CARD_SECTIONS = ["Model details", "Intended use", "Factors", "Metrics", "E
 
 
 def tiny_config(domain: str, output_dir) -> RunConfig:
+    # A named microcontroller target: the variant is chosen to fit it, and the audit judges the
+    # microcontroller runtime's decisions.
     return RunConfig(domain=domain, output_dir=str(output_dir), max_rows=3000, epochs=2, fine_tune_epochs=1,
                      explain_rows=12, background_rows=16, local_examples=2, bootstrap_samples=30,
-                     min_group_size=10, representative_rows=50)
+                     min_group_size=10, representative_rows=50, targets=("cortex-m4",))
 
 
 @pytest.fixture(scope="module", params=domain_names())
@@ -130,7 +132,8 @@ def test_manifest_lists_every_file_with_its_hash(finished_run):
 def test_explanations_cover_the_float_and_the_shipped_model(finished_run):
     _, config, outcome = finished_run
     explanation = json.loads((outcome.run_dir / artifacts.EXPLANATIONS).read_text())
-    assert set(explanation["models"]) == {FLOAT_MODEL, config.ship_variant}
+    shipped = json.loads((outcome.run_dir / artifacts.MANIFEST).read_text())["ship_variant"]
+    assert set(explanation["models"]) == {FLOAT_MODEL, shipped}
     for result in explanation["models"].values():
         assert result["global_importance"]
         assert result["additivity"]["max_abs_error"] is not None
@@ -187,3 +190,63 @@ def test_model_card_has_every_section_and_the_gate(finished_run):
         assert error["rows"] > 0 and f"largest |error| {error['max_abs_error_vs_exact']:.4f}" in card
     # The data source is quoted as recorded: a file name keeps its case ("yesno.csv", not "Yesno.csv").
     assert f"Source: {outcome.manifest['data']['description']}" in card
+
+
+def test_every_int8_variant_runs_on_the_microcontroller_runtime_or_the_report_says_why_not(finished_run):
+    name, config, outcome = finished_run
+    deployment = json.loads((outcome.run_dir / artifacts.DEPLOYMENT).read_text())
+    card = (outcome.run_dir / "model_card.md").read_text()
+    metrics = json.loads((outcome.run_dir / artifacts.METRICS).read_text())
+    for variant, entry in deployment["variants"].items():
+        micro = entry["microcontroller"]
+        assert entry["flash_bytes"] == (outcome.run_dir / artifacts.model_path(variant)).stat().st_size
+        if micro["supported"]:
+            assert micro["arena_bytes"] > 0 and micro["arena_bytes"] % 16 == 0
+            agreement = micro["agreement_with_litert"]
+            assert agreement["rows"] == metrics["variants"][variant]["quality"]["rows"]
+            # Measured, not assumed: within one LSB of XNNPACK's int8 rounding on a few rows at most.
+            assert agreement["identical_decisions"] >= 0.99, (variant, agreement)
+            assert entry["audited_runtime"] == "tflite-micro"  # a named microcontroller target runs it
+        else:
+            assert micro["first_unsupported"] and micro["first_unsupported"] in card
+    assert deployment["variants"]["int8"]["microcontroller"]["supported"], \
+        deployment["variants"]["int8"]["microcontroller"]["first_unsupported"]
+    audit = json.loads((outcome.run_dir / artifacts.AUDIT).read_text())
+    assert audit["settings"]["decisions_from"]["int8"] == "tflite-micro"
+
+
+def test_the_choice_is_made_on_validation_and_written_down(finished_run):
+    name, config, outcome = finished_run
+    deployment = json.loads((outcome.run_dir / artifacts.DEPLOYMENT).read_text())
+    manifest = json.loads((outcome.run_dir / artifacts.MANIFEST).read_text())
+    gate = json.loads((outcome.run_dir / artifacts.GATE).read_text())
+    decision = deployment["decision"]
+    assert decision["requested"] == "auto" and decision["chosen_on"] == "validation split"
+    assert manifest["ship_variant"] == decision["ship_variant"] == gate["ship_variant"]
+    assert decision["named_targets"] == ["cortex-m4"]
+    assert set(decision["table"]) == set(deployment["variants"])  # every variant has a row
+    for variant, row in decision["table"].items():
+        assert (row["why_not_chosen"] is None) == (variant == decision["ship_variant"])
+    metrics = json.loads((outcome.run_dir / artifacts.METRICS).read_text())
+    assert decision["threshold"] == metrics["variants"][decision["ship_variant"]]["quality"]["threshold"]
+    assert [c["name"] for c in gate["checks"]][-2:] == ["fits the named targets", "variant chosen on validation"]
+    card = (outcome.run_dir / "model_card.md").read_text()
+    assert "## Deployment" in card and f"**`{decision['ship_variant']}` ships**" in card
+
+
+def test_the_device_snippet_in_the_card_runs_as_written(finished_run):
+    import subprocess
+    import sys
+
+    name, config, outcome = finished_run
+    deployment = json.loads((outcome.run_dir / artifacts.DEPLOYMENT).read_text())
+    snippet = deployment["device"]["python_snippet"]
+    assert snippet in (outcome.run_dir / "model_card.md").read_text()
+    completed = subprocess.run([sys.executable, "-c", snippet], cwd=outcome.run_dir, capture_output=True, text=True,
+                               timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    printed = completed.stdout.strip().splitlines()[-1]
+    assert printed.startswith("score ") and f"(threshold {deployment['decision']['threshold']:.4f})" in printed
+    for path in deployment["device"]["sources"]:
+        text = (outcome.run_dir / path).read_text()
+        assert "alignas(16)" in text or "ArenaBytes" in text

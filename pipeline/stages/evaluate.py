@@ -193,8 +193,8 @@ def evaluate_variant(
     latency_runs: int = 200,
     quality: Callable[[np.ndarray, np.ndarray, float], dict] = binary_quality,
     threshold_rule: str = "f1",
-) -> tuple[dict, Predictions]:
-    """Judge one `.tflite`: returns (JSON-able evaluation, its test predictions).
+) -> tuple[dict, Predictions, Predictions]:
+    """Judge one `.tflite`: returns (JSON-able evaluation, its test predictions, its validation predictions).
 
     Its decision threshold is its own, chosen on its validation scores by `threshold_rule`.
     """
@@ -214,7 +214,7 @@ def evaluate_variant(
         "interface": {"input_shape": list(model.input_shape), "input_dtype": str(model.input_dtype),
                       "batch_resizable": model.resizable},
     }
-    return evaluation, predictions
+    return evaluation, predictions, Predictions(validation_scores, threshold)
 
 
 def agreement(reference: Predictions, candidate: Predictions) -> dict:

@@ -32,11 +32,14 @@ VERDICTS = ("pass", "fail", "inconclusive")
 
 
 def apply_gate(*, thresholds: GateThresholds, ship_variant: str, headline_metric: str,
-               qualities: dict[str, dict], audit: dict) -> dict:
+               qualities: dict[str, dict], audit: dict, extra_checks: list[dict] = ()) -> dict:
     """Check the shipped variant; returns {"verdict", "passed", "ship_variant", "checks": [...], policy}.
 
-    qualities: variant -> binary_quality dict on the test split (FLOAT_MODEL included).
-    audit:     the audit stage's result (summary, compression table, settings).
+    qualities:    variant -> binary_quality dict on the test split (FLOAT_MODEL included).
+    audit:        the audit stage's result (summary, compression table, settings).
+    extra_checks: checks made elsewhere, each with name, verdict and explanation (the device fit and
+                  the choice on validation, pipeline.stages.deploy.choice_checks).
+    The same function judges every candidate on the validation split, given that split's values.
     """
     policy = {"inconclusive_counts_as": thresholds.inconclusive,
               "min_positives_per_group": thresholds.min_positives_per_group}
@@ -48,6 +51,7 @@ def apply_gate(*, thresholds: GateThresholds, ship_variant: str, headline_metric
     checks = [_quality_check(thresholds, ship_variant, headline_metric, qualities)]
     checks += _equalized_odds_checks(thresholds, ship_variant, columns, audit)
     checks.append(_widening_check(thresholds, ship_variant, columns, audit))
+    checks += [dict(check) for check in extra_checks]
     for check in checks:
         if "verdict" not in check:
             check["verdict"] = "pass" if check["passed"] else "fail"

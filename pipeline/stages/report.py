@@ -47,6 +47,12 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Code:
+    text: str
+    language: str = ""
+
+
+@dataclass(frozen=True)
 class Image:
     path: str
     alt: str
@@ -73,6 +79,8 @@ def render_markdown(blocks: list) -> str:
                                   *[cells(row) for row in block.rows]]))
         elif isinstance(block, Image):
             out.append(f"![{block.alt}]({block.path})")
+        elif isinstance(block, Code):
+            out.append(f"```{block.language}\n{block.text}\n```")
     return "\n\n".join(out) + "\n"
 
 
@@ -80,7 +88,8 @@ _STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-wid
 padding:0 1em;color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f3f3f3}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}h1{border-bottom:2px solid #333}
-h2{border-bottom:1px solid #ccc;margin-top:2em}code{background:#f5f5f5;padding:0 .2em}"""
+h2{border-bottom:1px solid #ccc;margin-top:2em}code{background:#f5f5f5;padding:0 .2em}
+pre{background:#f5f5f5;padding:.6em;overflow-x:auto}"""
 
 
 def render_html(blocks: list, title: str) -> str:
@@ -100,6 +109,8 @@ def render_html(blocks: list, title: str) -> str:
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         elif isinstance(block, Image):
             out.append(f"<img src=\"{html.escape(block.path)}\" alt=\"{html.escape(block.alt)}\">")
+        elif isinstance(block, Code):
+            out.append(f"<pre><code>{html.escape(block.text)}</code></pre>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
@@ -191,7 +202,7 @@ def _threshold_rule_text(manifest: dict) -> str:
 
 def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict, mitigation: dict,
                explanation: dict, gate: dict, training: dict, plots: list[str],
-               analyses: dict | None = None) -> ModelCard:
+               analyses: dict | None = None, deployment: dict | None = None) -> ModelCard:
     blocks: list = []
     data = manifest["data"]
     headline = manifest["headline_metric"]
@@ -304,6 +315,8 @@ def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict,
          (lambda label: label if label == "pass" else f"**{label}**")(verdict_label(check))]
         for check in gate["checks"]]), Bullets([check["explanation"] for check in gate["checks"]]),
         Paragraph(_gate_rule_text(gate))]
+    if deployment:
+        blocks += _deployment(deployment, manifest)
 
     blocks += [Heading(2, "Ethical considerations"), Bullets([
         "Group differences in the metrics above are measured on the test split; intervals are bootstrap "
@@ -323,6 +336,87 @@ def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict,
         caveats.append("The data are synthetic: the figures show the pipeline working, not a real population.")
     blocks += [Heading(2, "Caveats and recommendations"), Bullets(caveats)]
     return ModelCard(markdown=render_markdown(blocks), html=render_html(blocks, title))
+
+
+def _deployment(deployment: dict, manifest: dict) -> list:
+    """Which variant ships and why; every variant on every target; what a device needs."""
+    decision = deployment["decision"]
+    headline = manifest["headline_metric"]
+    ship = decision["ship_variant"]
+    named = decision["named_targets"]
+    threshold = decision.get("threshold")
+    blocks: list = [Heading(2, "Deployment"), Paragraph(
+        f"**`{ship}` ships**: {decision['explanation']}. "
+        + ("Targets named for this run: " + ", ".join(f"`{t}`" for t in named) + ". " if named else
+           "No target was named (`--target`), so any variant LiteRT runs could ship; the table still shows every "
+           "built-in target. ")
+        + f"Order of preference: {decision['order_rule']}. Every gate check of every candidate was measured on "
+          f"the validation split; the test split only reports and gates the choice."
+        + (f" A device must flag a case when the output reaches **{threshold:.4f}**, the threshold of "
+           f"`{ship}` (chosen on validation)." if threshold is not None else ""))]
+    targets = [t["name"] for t in deployment["targets"]]
+    rows = []
+    for variant in decision["order"]:
+        entry = deployment["variants"][variant]
+        row = decision["table"][variant]
+        micro = entry.get("microcontroller") or {}
+        agreement = micro.get("agreement_with_litert") or {}
+        rows.append([
+            f"`{variant}`" + (" (ships)" if variant == ship else ""), _kilobytes(entry["flash_bytes"]),
+            _kilobytes(micro["arena_bytes"]) if micro.get("supported") else "does not run",
+            _number(agreement.get("identical_decisions")) if micro.get("supported") else "—",
+            _number((micro.get("quality") or {}).get(headline)) if micro.get("supported") else "—",
+            *[("fits" if row["targets"][t]["fits"] else "**no**") for t in targets],
+            row["validation_verdict"] if row["validation_verdict"] == "pass" else f"**{row['validation_verdict']}**",
+            row["why_not_chosen"] or "chosen"])
+    blocks += [Heading(3, "Every variant on every target"),
+               Table(["variant", "flash", "arena (tflite-micro)", "same decisions as LiteRT", f"{headline} on tflite-micro",
+                      *[f"{t}{' (named)' if t in named else ''}" for t in targets], "validation checks",
+                      "why not chosen"], rows)]
+    unsupported = [f"`{v}`: {e['microcontroller']['first_unsupported']}" for v, e in deployment["variants"].items()
+                   if e.get("microcontroller") and not e["microcontroller"]["supported"]]
+    if unsupported:
+        blocks += [Paragraph("Rejected by the microcontroller runtime (its own words, first operator it refused):"),
+                   Bullets(unsupported)]
+    disagreeing = [(v, e["microcontroller"]["agreement_with_litert"]) for v, e in deployment["variants"].items()
+                   if (e.get("microcontroller") or {}).get("agreement_with_litert")
+                   and e["microcontroller"]["agreement_with_litert"]["changed_decisions"]]
+    if disagreeing:
+        audited = [v for v, e in deployment["variants"].items() if e.get("audited_runtime") == "tflite-micro"]
+        blocks.append(Paragraph(
+            "The two runtimes disagree on some test decisions: " + "; ".join(
+                f"`{v}` {a['changed_decisions']} of {_number(a['rows'])}" for v, a in disagreeing) + ". "
+            + ("The audit above judges the microcontroller runtime's decisions for "
+               + ", ".join(f"`{v}`" for v in audited) + ", as a named microcontroller target runs them."
+               if audited else "No microcontroller target was named, so the audit judges LiteRT's decisions.")))
+    device = deployment.get("device") or {}
+    if device.get("input"):
+        tensor = device["input"]
+        quantization = tensor.get("quantization")
+        blocks += [Heading(3, f"What a device needs to run `{ship}`"), Bullets([
+            f"Model: `{device['tflite']}` ({_kilobytes(device['flash_bytes'])} of flash)"
+            + (", also as C source for a firmware build: " + ", ".join(f"`{p}`" for p in device["sources"])
+               if device.get("sources") else "") + ".",
+            f"Input tensor: shape {tensor['shape']}, {tensor['dtype']}"
+            + (f", quantized with scale {quantization['scales'][0]:g} and zero point {quantization['zero_points'][0]}"
+               if quantization else ", not quantized: the int8 model quantizes inside, so it takes and returns "
+                                    "float32 (an int8-only accelerator cannot run it as is)") + ".",
+            f"Output: {device['output']['shape']} {device['output']['dtype']}, the probability of class 1.",
+            f"Preprocessing: apply `{device['preprocessing']}` to every raw example before the model, exactly as "
+            f"`edgeaudit`'s domain `encode` does (the snippet below); the device must reproduce it.",
+            "Operators to register (`tflite::MicroMutableOpResolver`): "
+            + ", ".join(f"`{o}`" for o in device["operators"]) + ".",
+            f"Tensor arena: {_number(device['arena_bytes'])} bytes, the smallest it allocated in "
+            f"(measured in TensorFlow Lite Micro); flash: {_number(device['flash_bytes'])} bytes of model.",
+        ])]
+    elif device:
+        blocks += [Heading(3, f"What a device needs to run `{ship}`"), Paragraph(
+            f"`{ship}` does not run in the microcontroller runtime; it runs in LiteRT (Linux, phones) with "
+            f"`{device['preprocessing']}` applied first.")]
+    if device.get("python_snippet"):
+        blocks += [Paragraph("Run the shipped model on one raw example, from the run folder:"),
+                   Code(device["python_snippet"], "python")]
+    return blocks
 
 
 def _group_results(audit: dict, ship: str, plots: list[str]) -> list:
