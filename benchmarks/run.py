@@ -75,9 +75,14 @@ def _run_edgeaudit(label: str, domain: str, arguments: list[str], out: Path) -> 
     return wall, completed.returncode, max((out / domain).iterdir(), key=lambda p: p.name)
 
 
+# Every case ships for a named microcontroller: the decision (pipeline.stages.deploy) then weighs the
+# measured fit, and the audit judges the microcontroller runtime's decisions.
+DEVICE_TARGET = ["--target", "cortex-m4"]
+
+
 def run_case(name: str) -> dict:
     case = CASES[name]
-    wall, exit_code, run_dir = _run_edgeaudit(name, case["domain"], case["arguments"], RUNS / name)
+    wall, exit_code, run_dir = _run_edgeaudit(name, case["domain"], case["arguments"] + DEVICE_TARGET, RUNS / name)
     read = lambda file: json.loads((run_dir / file).read_text())  # noqa: E731
     manifest, metrics, explanations = read("manifest.json"), read("metrics.json"), read("explanations.json")
     headline = metrics["headline_metric"]
@@ -106,7 +111,7 @@ def run_case(name: str) -> dict:
     result = {
         "case": name,
         "command": " ".join(["edgeaudit", "run", case["domain"],
-                             *[a.replace(str(SHARED.parent), "../shared") for a in case["arguments"]]]),
+                             *[a.replace(str(SHARED.parent), "../shared") for a in case["arguments"] + DEVICE_TARGET]]),
         "measured_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "device": manifest["runtime"]["device"]},
         "exit_code": exit_code,
@@ -120,7 +125,9 @@ def run_case(name: str) -> dict:
                   "latency_call": metrics["keras_float"]["latency_call"]},
         "variants": variants,
         "shap_seconds_per_100_rows": {m: r["seconds_per_100_rows"] for m, r in explanations["models"].items()},
-        "targets": _check_targets(name, variants, headline, wall),
+        "deployment": _deployment(run_dir, headline),
+        "targets": {**_check_targets(name, variants, headline, wall),
+                    **_deployment_targets(name, _deployment(run_dir, headline), manifest)},
         "baselines": _baselines(case),
         "delegates": _delegate_latency(run_dir, case),
         "explainers": _explainer_comparison(run_dir, case),
@@ -128,6 +135,49 @@ def run_case(name: str) -> dict:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _deployment(run_dir: Path, headline: str) -> dict:
+    """What deployment.json says: every variant in the microcontroller runtime, and the automatic choice."""
+    deployment = json.loads((run_dir / "deployment.json").read_text())
+    decision = deployment["decision"]
+    variants = {}
+    for name, entry in deployment["variants"].items():
+        micro = entry["microcontroller"] or {}
+        agreement = micro.get("agreement_with_litert") or {}
+        variants[name] = {
+            "flash_bytes": entry["flash_bytes"], "micro_supported": micro.get("supported"),
+            "first_unsupported": micro.get("first_unsupported"), "arena_bytes": micro.get("arena_bytes"),
+            "agreement_with_litert": agreement.get("identical_decisions"),
+            "changed_decisions": agreement.get("changed_decisions"),
+            f"micro_{headline}": (micro.get("quality") or {}).get(headline),
+            "fits": {target: fit["fits"] for target, fit in entry["targets"].items()},
+            "validation_verdict": decision["table"][name]["validation_verdict"],
+            "why_not_chosen": decision["table"][name]["why_not_chosen"]}
+    return {"named_targets": decision["named_targets"], "ship_variant": decision["ship_variant"],
+            "choice_verdict": decision["verdict"], "explanation": decision["explanation"],
+            "threshold": decision.get("threshold"), "variants": variants}
+
+
+def _deployment_targets(name: str, deployment: dict, manifest: dict) -> dict:
+    """Issue 16's goals: int8 runs on the microcontroller runtime and agrees with LiteRT; the imaging int8 fits
+    the 256 KB target; the default fraud run passes its gate with the automatic choice."""
+    checks = {}
+    int8 = deployment["variants"].get("int8")
+    if int8:
+        checks["int8 decisions agree with LiteRT ≥ 0.999 (tflite-micro)"] = {
+            "value": int8["agreement_with_litert"] or 0.0,
+            "met": bool(int8["micro_supported"]) and (int8["agreement_with_litert"] or 0.0) >= 0.999}
+    if name.startswith("imaging") and int8:
+        checks["imaging int8 fits cortex-m4 (256 KB RAM)"] = {"value": int8["arena_bytes"] or 0,
+                                                             "met": bool(int8["fits"].get("cortex-m4"))}
+    if name == "fraud-default":
+        qualifies = any(v["validation_verdict"] == "pass" and v["fits"].get("cortex-m4")
+                        for v in deployment["variants"].values())
+        checks["gate passes with --ship auto (a variant passes on validation: "
+               f"{'yes' if qualifies else 'no'})"] = {"value": float(manifest["gate"]["passed"]),
+                                                       "met": manifest["gate"]["passed"] or not qualifies}
+    return checks
 
 
 def _case_data(case: dict):
@@ -871,6 +921,29 @@ _OWN_TABLES = {
 }
 
 
+def _deployment_lines(deployment: dict, headline: str) -> list[str]:
+    targets = list(next(iter(deployment["variants"].values()))["fits"])
+    lines = ["", f"Deployment (`deployment.json`), named target {', '.join(deployment['named_targets']) or 'none'}: "
+                 f"**{deployment['ship_variant']} ships** ({deployment['choice_verdict']}): {deployment['explanation']}.",
+             "", f"| variant | flash bytes | tflite-micro arena bytes | same decisions as LiteRT | {headline} on "
+                 f"tflite-micro | {' | '.join(targets)} | validation | why not chosen |",
+             "|---|---|---|---|---|" + "---|" * len(targets) + "---|---|"]
+    for name, v in deployment["variants"].items():
+        runs = v["micro_supported"]
+        micro_quality = v.get(f"micro_{headline}")
+        arena = f"{v['arena_bytes']:,}" if runs else "does not run"
+        agreement = f"{v['agreement_with_litert']:.4f}" if runs else "—"
+        quality = f"{micro_quality:.4f}" if runs and micro_quality is not None else "—"
+        fits = " | ".join("fits" if v["fits"][t] else "no" for t in targets)
+        why = (v["why_not_chosen"] or "chosen")[:160]
+        lines.append(f"| {name} | {v['flash_bytes']:,} | {arena} | {agreement} | {quality} | {fits} | "
+                     f"{v['validation_verdict']} | {why} |")
+    unsupported = {name: v["first_unsupported"] for name, v in deployment["variants"].items() if not v["micro_supported"]}
+    if unsupported:
+        lines += ["", "Rejected by tflite-micro: " + "; ".join(f"{n}: {why}" for n, why in unsupported.items()) + "."]
+    return lines
+
+
 def write_table() -> Path:
     lines = ["# Benchmarks", "",
              "Generated by `python -m benchmarks.run` from `benchmarks/results/*.json`; do not edit by hand.", ""]
@@ -916,6 +989,8 @@ def write_table() -> Path:
                   "| target | measured | met |", "|---|---|---|"]
         for target, check in result["targets"].items():
             lines.append(f"| {target} | {check['value']:.4f} | {'yes' if check['met'] else '**no**'} |")
+        if result.get("deployment"):
+            lines += _deployment_lines(result["deployment"], headline)
         lines.append("")
     table = ROOT / "BENCHMARKS.md"
     table.write_text("\n".join(lines))

@@ -372,6 +372,9 @@ def _write_device_files(folder: artifacts.RunFolder, domain: Domain, data: Domai
             path = artifacts.device_source_path(name, extension)
             folder.write_text(path, text, role="device_source", variant=name)
             written[name].append(path)
+    if ship not in deployments:  # --ship named a variant that was not built: nothing to run on a device
+        written["_shipped"] = None
+        return written
     raw_code, payload = deploy.raw_example(data.test.raw, 0, folder.read_json(artifacts.PREPROCESSING))
     if payload is not None:
         folder.write_json(artifacts.DEVICE_EXAMPLE, payload, role="device_example")

@@ -265,7 +265,7 @@ def test_native_output_is_silenced_unless_verbose(tmp_path):
 
 
 @pytest.mark.parametrize("moment, marker, delay", [
-    ("while the compression child starts", "[3/7] compress ...", 0.1),  # it is still importing
+    ("while the compression child starts", "[3/8] compress ...", 0.1),  # it is still importing
     ("while the compression child converts", "float32: TFLite float32", 0.0),  # sent by the child
 ])
 def test_ctrl_c_during_compression_is_one_clean_message_and_leaves_nothing(moment, marker, delay, tmp_path):

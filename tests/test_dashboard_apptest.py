@@ -133,7 +133,16 @@ def test_edge_tradeoffs(open_page):
     text = _text(at)
     assert "The gate judged **`int8`**, the variant chosen to ship: **FAILED**." in text
     assert "Variant `qat_int8` was not built: converter crashed (exit 139)" in text
-    table = at.dataframe[0].value.set_index("variant")
+    # Which variant ships and why: every variant on every target, from deployment.json.
+    assert "**`int8` ships**" in text and "Targets named for this run: `cortex-m4`" in text
+    assert "**0.4766**" in text  # the threshold a device must use
+    decision = at.dataframe[0].value.set_index("variant")
+    assert list(decision.index) == ["int8 (ships)", "pruned_int8", "float32"]
+    assert decision.loc["int8 (ships)", "★ cortex-m4"] == "✔ fits"
+    assert decision.loc["float32", "★ cortex-m4"].startswith("✘ does not run on tflite-micro: DEQUANTIZE")
+    assert decision.loc["float32", "linux-cpu"] == "✔ fits"
+    assert decision.loc["pruned_int8", "why not chosen"].startswith("on validation: ")
+    table = at.dataframe[1].value.set_index("variant")
     assert table.loc["int8", "shipped"] and not table.loc["float32", "shipped"]
     assert table.loc["pruned_int8", "Pareto (size, quality)"] and not table.loc["int8", "Pareto (size, quality)"]
     assert table.loc["pruned_int8", "sparsity"] == pytest.approx(0.75)

@@ -30,6 +30,57 @@ for row in rows:
     if row["status"] != "ok":
         st.warning(f"Variant `{row['variant']}` was not built: {row['reason']}")
 
+with guard("The decision table"):
+    st.subheader("Which variant ships, and why")
+    deployment = load_json(entry, "deployment.json")
+    if not deployment:
+        st.info("This run has no deployment.json (it was written before device targets existed): "
+                "re-run it to see the decision table.")
+    else:
+        decision = deployment["decision"]
+        named = decision.get("named_targets") or []
+        st.markdown(f"**`{decision['ship_variant']}` ships**: {decision['explanation']}.  \n"
+                    + (f"Targets named for this run: {', '.join(f'`{t}`' for t in named)}. " if named else
+                       "No target was named (`--target`): any variant LiteRT runs could ship. ")
+                    + f"Chosen on the {decision['chosen_on']}; order: {decision['order_rule']}."
+                    + (f"  \nA device flags a case when the output reaches **{decision['threshold']:.4f}** "
+                       f"(the threshold of `{decision['ship_variant']}`)." if decision.get("threshold") is not None
+                       else ""))
+        targets = [target["name"] for target in deployment["targets"]]
+        table = []
+        for variant in decision["order"]:
+            entry_ = deployment["variants"][variant]
+            row = decision["table"][variant]
+            micro = entry_.get("microcontroller") or {}
+            agreement = micro.get("agreement_with_litert") or {}
+            table.append({
+                "variant": variant + (" (ships)" if variant == decision["ship_variant"] else ""),
+                "flash KB": round(entry_["flash_bytes"] / 1024, 1),
+                "arena KB (tflite-micro)": round(micro["arena_bytes"] / 1024, 1) if micro.get("supported") else None,
+                "same decisions as LiteRT": agreement.get("identical_decisions"),
+                **{f"{'★ ' if t in named else ''}{t}": "✔ fits" if row["targets"][t]["fits"] else
+                   "✘ " + "; ".join(row["targets"][t]["why_not"]) for t in targets},
+                "validation checks": row["validation_verdict"],
+                "why not chosen": row["why_not_chosen"] or "chosen",
+            })
+        st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+        st.caption("✔ fits / ✘ does not fit each target (★: named for this run), measured: every variant was "
+                   "loaded in the microcontroller runtime (TensorFlow Lite Micro) and its smallest tensor arena "
+                   "found by bisection. Validation checks: the gate's checks measured on the validation split, "
+                   "which is where the choice is made. `edgeaudit targets` lists the devices.")
+        device = deployment.get("device") or {}
+        if device.get("python_snippet"):
+            with st.expander(f"What a device needs to run `{device['variant']}`"):
+                if device.get("input"):
+                    st.markdown(f"- Input: shape {device['input']['shape']}, {device['input']['dtype']}; apply "
+                                f"`{device['preprocessing']}` first\n"
+                                f"- Operators to register: {', '.join(device['operators'])}\n"
+                                f"- Tensor arena: {device['arena_bytes']:,} bytes; model: {device['flash_bytes']:,} "
+                                "bytes of flash"
+                                + (f"\n- C source: {', '.join(f'`{p}`' for p in device['sources'])}"
+                                   if device.get("sources") else ""))
+                st.code(device["python_snippet"], language="python")
+
 with guard("The trade-off plot"):
     st.subheader(f"{headline} against size and latency")
     axes = {"file size (KB)": ("bytes", 1 / 1024), "gzip size (KB)": ("gzip_bytes", 1 / 1024),
