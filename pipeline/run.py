@@ -205,8 +205,9 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
         folder.write_json(artifacts.METRICS, metrics, role="metrics")
 
     with progress.stage("fit devices and choose"):
-        deployment, predictions = _deploy(config, domain, data, folder, evaluations, predictions,
-                                          validation_predictions, test_x=test_x, progress=progress)
+        deployment, predictions, device_qualities = _deploy(
+            config, domain, data, folder, evaluations, predictions, validation_predictions,
+            validation_x=validation_x, test_x=test_x, progress=progress)
         ship = deployment["decision"]["ship_variant"]
         shipping_config = dataclasses.replace(config, ship_variant=ship)  # what the later stages read
 
@@ -260,10 +261,12 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
             folder.write_figure(name, figure)
 
     with progress.stage("report"):
-        qualities = {FLOAT_MODEL: float_quality, **{name: e["quality"] for name, e in evaluations.items()}}
+        qualities = {FLOAT_MODEL: float_quality, **{name: e["quality"] for name, e in evaluations.items()},
+                     **device_qualities}  # the microcontroller runtime's, where a named target runs it
         gate = apply_gate(thresholds=config.gate, ship_variant=ship,
                           headline_metric=domain.headline_metric, qualities=qualities,
-                          audit=audit, extra_checks=choice_checks(deployment["decision"], ship_variant=ship))
+                          audit=audit, extra_checks=choice_checks(deployment["decision"], ship_variant=ship),
+                          runtime="tflite-micro" if ship in device_qualities else None)
         folder.write_json(artifacts.GATE, gate, role="gate")
         manifest = _manifest(config, domain, data, runtime, variants, evaluations, gate, run_id=folder.run_id,
                              distributed=trained.distributed, ship_variant=ship)
@@ -281,11 +284,15 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
 
 def _deploy(config: RunConfig, domain: Domain, data: DomainData, folder: artifacts.RunFolder,
             evaluations: dict[str, dict], predictions: dict[str, Predictions],
-            validation_predictions: dict[str, Predictions], *, test_x: np.ndarray,
-            progress: Progress) -> tuple[dict, dict[str, Predictions]]:
+            validation_predictions: dict[str, Predictions], *, validation_x: np.ndarray, test_x: np.ndarray,
+            progress: Progress) -> tuple[dict, dict[str, Predictions], dict[str, dict]]:
     """Every variant in the microcontroller runtime, every target's fit, and the choice of the variant to
-    ship, made on the validation split. Writes deployment.json and the device files; returns the deployment
-    and the test predictions the audit judges (the microcontroller's own, where a named target runs it)."""
+    ship, made on the validation split. Writes deployment.json and the device files.
+
+    Returns the deployment, and the test predictions and qualities the audit and the gate judge: the
+    decisions a device makes. Where a named target is a microcontroller, those are the microcontroller
+    runtime's own outputs for every variant it runs, on validation (the choice) as on test (the report).
+    """
     from pipeline.stages import audit as audit_stage
     from pipeline.stages import deploy
     from pipeline.stages.gate import apply_gate
@@ -295,50 +302,53 @@ def _deploy(config: RunConfig, domain: Domain, data: DomainData, folder: artifac
     named = resolve_targets(config.targets)
     shown = {**builtin_targets(), **{target.name: target for target in named}}
     micro_named = any(target.is_microcontroller for target in named)
-    deployments, micro_predictions = {}, {}
+    deployments: dict[str, dict] = {}
+    judged_validation, judged_test, judged_qualities = dict(validation_predictions), dict(predictions), {}
+    rows_validation = len(validation_x)
     for name, evaluation in evaluations.items():
         content = folder.read_bytes(artifacts.model_path(name))
-        micro = run_on_microcontroller(content, test_x)
+        threshold = predictions[name].threshold  # the variant's own, chosen on its LiteRT validation scores
+        micro = run_on_microcontroller(content, np.concatenate([validation_x, test_x]))
         micro_test = micro_quality = None
         if micro.supported:
-            micro_test = Predictions(micro.outputs, predictions[name].threshold)
-            micro_quality = domain.quality(data.test.labels, micro.outputs, predictions[name].threshold)
-            micro_predictions[name] = micro_test
+            micro_test = Predictions(micro.outputs[rows_validation:], threshold)
+            micro_quality = domain.quality(data.test.labels, micro_test.scores, threshold)
+            if micro_named:
+                judged_validation[name] = Predictions(micro.outputs[:rows_validation], threshold)
+                judged_test[name], judged_qualities[name] = micro_test, micro_quality
         deployments[name] = deploy.variant_deployment(
             model_bytes=len(content), latency_ms=evaluation["latency"]["median_ms"], micro=micro,
             litert_test=predictions[name], micro_test=micro_test, micro_quality=micro_quality,
             litert_quality=evaluation["quality"], headline_metric=domain.headline_metric)
-        agreement = (deployments[name]["microcontroller"] or {}).get("agreement_with_litert")
+        deployments[name]["audited_runtime"] = "tflite-micro" if name in judged_qualities else "litert"
+        agreement = (deployments[name]["microcontroller"] or {}).get("agreement_with_litert") or {}
+        same = agreement.get("identical_decisions")
         progress(f"  {name:14s} tflite-micro: " + (
-            f"arena {micro.arena_bytes:>9,} B, decisions agree with LiteRT on {agreement['identical_decisions']:.4f}"
-            if micro.supported else f"does not run ({micro.first_unsupported})"))
+            f"arena {micro.arena_bytes:>9,} B, decisions agree with LiteRT on "
+            + ("n/a" if same is None else f"{same:.4f}") if micro.supported
+            else f"does not run ({micro.first_unsupported})"))
     fits = deploy.target_fits(list(shown.values()), deployments)
 
     # The choice: every candidate's gate checks on the validation split (the test split only reports).
     validation_audit = audit_stage.audit_variants(
-        labels=data.validation.labels, groups=data.validation.groups, predictions=validation_predictions,
+        labels=data.validation.labels, groups=data.validation.groups, predictions=judged_validation,
         reference=FLOAT_MODEL, bootstrap_samples=config.bootstrap_samples, seed=config.seed,
         min_group_size=config.min_group_size, clusters=data.validation.clusters)
     validation_qualities = {name: domain.quality(data.validation.labels, p.scores, p.threshold)
-                            for name, p in validation_predictions.items()}
+                            for name, p in judged_validation.items()}
     validation_gates = {name: apply_gate(thresholds=config.gate, ship_variant=name,
                                          headline_metric=domain.headline_metric, qualities=validation_qualities,
-                                         audit=validation_audit) for name in deployments}
+                                         audit=validation_audit, split="validation",
+                                         runtime="tflite-micro" if name in judged_qualities else None)
+                        for name in deployments}
     decision = deploy.choose_variant(requested=config.ship_variant, named_targets=[t.name for t in named],
                                      deployments=deployments, fits=fits, validation_gates=validation_gates,
                                      inconclusive=config.gate.inconclusive)
+    if decision["ship_variant"] is None:  # nothing was built: the gate says so about the variant asked for
+        decision["ship_variant"] = "int8" if "int8" in config.variants else config.variants[0]
     ship = decision["ship_variant"]
     decision["threshold"] = float(predictions[ship].threshold) if ship in predictions else None
     progress(f"  ships {ship}: {decision['explanation']}")
-
-    # The decisions a device makes are the ones audited: a named microcontroller target means the
-    # microcontroller runtime's outputs, wherever it runs the variant.
-    audited = dict(predictions)
-    for name in deployments:
-        runtime = "tflite-micro" if micro_named and name in micro_predictions else "litert"
-        deployments[name]["audited_runtime"] = runtime
-        if runtime == "tflite-micro":
-            audited[name] = micro_predictions[name]
 
     device_files = _write_device_files(folder, domain, data, deployments, fits, shown, ship)
     deployment = {"format": "edgeaudit.deployment.v1", "targets": [t.to_json() for t in shown.values()],
@@ -349,7 +359,7 @@ def _deploy(config: RunConfig, domain: Domain, data: DomainData, folder: artifac
                                for name, entry in deployments.items()},
                   "decision": decision, "device": device_files.get("_shipped")}
     folder.write_json(artifacts.DEPLOYMENT, deployment, role="deployment")
-    return deployment, audited
+    return deployment, judged_test, judged_qualities
 
 
 def _write_device_files(folder: artifacts.RunFolder, domain: Domain, data: DomainData, deployments: dict,

@@ -2,7 +2,8 @@
 
 The built-in targets live in `pipeline/targets.json`; `edgeaudit targets` lists them, and
 `edgeaudit run --target NAME|FILE` (repeatable) names the devices a run must fit. A user's
-own file has the same format: either one target object, or {"targets": [target, ...]}.
+own file has the same format: one target object, a list of them, or {"targets": [target, ...]}. A
+target named like a built-in one replaces it for that run.
 
 A target's fields:
     name                  short name, used with --target (letters, digits, '-', '_')
@@ -86,11 +87,15 @@ def load_targets(path: str | Path) -> list[DeviceTarget]:
     except FileNotFoundError:
         raise InputError("the target file does not exist", source=source,
                          fix="check the path, or name a built-in target (`edgeaudit targets` lists them)") from None
+    except OSError as error:  # a folder, or a file that cannot be read
+        raise InputError(f"the target file cannot be read ({error.strerror or error})", source=source,
+                         fix="give the path of a readable .json target file") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"the target file is not valid JSON ({error})", source=source,
                          fix=f"write one target object or {{\"targets\": [...]}} in the format of {TARGETS_FILE.name} "
                              "(`edgeaudit targets --format json` prints it)") from None
-    entries = document.get("targets") if isinstance(document, dict) and "targets" in document else [document]
+    entries = (document.get("targets") if isinstance(document, dict) and "targets" in document
+               else document if isinstance(document, list) else [document])
     if not isinstance(entries, list) or not entries:
         raise InputError("\"targets\" must be a non-empty list of target objects", source=source,
                          fix="see `edgeaudit targets --format json` for the format")

@@ -32,13 +32,17 @@ VERDICTS = ("pass", "fail", "inconclusive")
 
 
 def apply_gate(*, thresholds: GateThresholds, ship_variant: str, headline_metric: str,
-               qualities: dict[str, dict], audit: dict, extra_checks: list[dict] = ()) -> dict:
+               qualities: dict[str, dict], audit: dict, extra_checks: list[dict] = (), split: str = "test",
+               runtime: str | None = None) -> dict:
     """Check the shipped variant; returns {"verdict", "passed", "ship_variant", "checks": [...], policy}.
 
-    qualities:    variant -> binary_quality dict on the test split (FLOAT_MODEL included).
+    qualities:    variant -> binary_quality dict on `split` (FLOAT_MODEL included).
     audit:        the audit stage's result (summary, compression table, settings).
     extra_checks: checks made elsewhere, each with name, verdict and explanation (the device fit and
                   the choice on validation, pipeline.stages.deploy.choice_checks).
+    split:        the split the values come from ("test"; "validation" when choosing the variant to ship).
+    runtime:      the runtime whose outputs the shipped variant's values come from, when not LiteRT
+                  ("tflite-micro" for a named microcontroller target), named in the explanations.
     The same function judges every candidate on the validation split, given that split's values.
     """
     policy = {"inconclusive_counts_as": thresholds.inconclusive,
@@ -46,10 +50,12 @@ def apply_gate(*, thresholds: GateThresholds, ship_variant: str, headline_metric
     if ship_variant not in qualities:
         check = {"name": "shipped variant built", "verdict": "fail", "passed": False, "value": None, "limit": None,
                  "explanation": f"the variant to ship, {ship_variant}, was not built (see compression.json)"}
-        return {"verdict": "fail", "passed": False, "ship_variant": ship_variant, "checks": [check], **policy}
+        extra = [{**c, "passed": counts_as_passed(c.get("verdict", "fail"), thresholds.inconclusive)}
+                 for c in extra_checks]
+        return {"verdict": "fail", "passed": False, "ship_variant": ship_variant, "checks": [check, *extra], **policy}
     columns = audit["settings"]["sensitive_columns"]
-    checks = [_quality_check(thresholds, ship_variant, headline_metric, qualities)]
-    checks += _equalized_odds_checks(thresholds, ship_variant, columns, audit)
+    checks = [_quality_check(thresholds, ship_variant, headline_metric, qualities, split, runtime)]
+    checks += _equalized_odds_checks(thresholds, ship_variant, columns, audit, split)
     checks.append(_widening_check(thresholds, ship_variant, columns, audit))
     checks += [dict(check) for check in extra_checks]
     for check in checks:
@@ -88,7 +94,8 @@ def verdict_label(record: dict, *, gate: bool = False) -> str:
     return "pass" if verdict == "pass" else "FAIL"
 
 
-def _quality_check(thresholds, ship_variant, headline_metric, qualities) -> dict:
+def _quality_check(thresholds, ship_variant, headline_metric, qualities, split: str = "test",
+                   runtime: str | None = None) -> dict:
     from pipeline.metrics import HIGHER_IS_BETTER  # scikit-learn: not for readers of verdicts (the dashboard)
 
     reference = qualities[FLOAT_MODEL].get(headline_metric)
@@ -96,15 +103,16 @@ def _quality_check(thresholds, ship_variant, headline_metric, qualities) -> dict
     name = f"{headline_metric} drop"
     if reference is None or shipped is None:
         return {"name": name, "passed": False, "value": None, "limit": thresholds.max_quality_drop,
-                "explanation": f"{headline_metric} is undefined on the test split (one class only?)"}
+                "explanation": f"{headline_metric} is undefined on the {split} split (one class only?)"}
     drop = (reference - shipped) if HIGHER_IS_BETTER.get(headline_metric, True) else (shipped - reference)
     return {"name": name, "value": drop, "limit": thresholds.max_quality_drop,
             "passed": drop <= thresholds.max_quality_drop,
-            "explanation": f"{ship_variant} {headline_metric} {shipped:.4f} vs float {reference:.4f}: "
+            "explanation": f"{ship_variant} {headline_metric} {shipped:.4f}{f' (in {runtime})' if runtime else ''} "
+                           f"vs float {reference:.4f}: "
                            f"drop {drop:+.4f} (limit {thresholds.max_quality_drop})"}
 
 
-def _equalized_odds_checks(thresholds, ship_variant, columns, audit) -> list[dict]:
+def _equalized_odds_checks(thresholds, ship_variant, columns, audit, split: str = "test") -> list[dict]:
     limit = thresholds.max_equalized_odds_difference
     checks = []
     for column in columns:
@@ -135,7 +143,7 @@ def _equalized_odds_checks(thresholds, ship_variant, columns, audit) -> list[dic
             rows = _rows_judged(audit, ship_variant, column)
             more = ("no interval could be computed" if interval is None else
                     "no amount of data settles a value this close to the limit" if factor is None else
-                    f"about {math.ceil(rows * (factor - 1)):,} more test rows like these "
+                    f"about {math.ceil(rows * (factor - 1)):,} more {split} rows like these "
                     f"({factor:.1f} times the {rows:,} here) would settle it, if the value held")
             checks.append({**check, "verdict": "inconclusive",
                            "more_examples": None if factor is None else {"rows": math.ceil(rows * (factor - 1))},

@@ -37,6 +37,7 @@ ARENA_RESOLUTION = 16               # bytes: the runtime aligns every buffer to 
 LARGEST_ARENA = 64 * 1024 * 1024    # bytes: a model that does not allocate in this is "not supported"
 SMALLEST_PROBE = 1024               # bytes: the search for an arena that works starts here and doubles
 _REPLY_SECONDS = 600                # a child that answers nothing for this long is stopped
+_ROWS_PER_MESSAGE = 1000            # rows run per request: each request gets its own time limit
 
 
 @dataclass
@@ -67,7 +68,8 @@ def run_on_microcontroller(model_content: bytes, features: np.ndarray | None = N
                            largest_arena: int = LARGEST_ARENA) -> MicrocontrollerResult:
     """Load `model_content` in TensorFlow Lite Micro, find its smallest arena and, where `features`
     are given, run every row in an arena of that size. Never raises for a model the runtime
-    rejects: that is the finding (`supported=False`, `first_unsupported`)."""
+    rejects, or fails or crashes on while running: that is the finding (`supported=False`,
+    `first_unsupported`)."""
     started = time.monotonic()
     operators = builtin_operators(model_content)
     with _Child() as child:
@@ -84,7 +86,14 @@ def run_on_microcontroller(model_content: bytes, features: np.ndarray | None = N
                                          probes=child.probes, crashes=child.crashes,
                                          seconds=time.monotonic() - started)
         details = reply[1]
-        outputs = None if features is None else child.predict(np.asarray(features))
+        outputs = None
+        if features is not None:
+            outputs, failure = child.predict(np.asarray(features))
+            if failure is not None:  # it allocates, but a row crashes or fails it: it does not run there
+                return MicrocontrollerResult(False, first_unsupported=f"fails while running: {failure}",
+                                             arena_bytes=arena, operators=operators, input=details["input"],
+                                             output=details["output"], probes=child.probes, crashes=child.crashes,
+                                             seconds=time.monotonic() - started)
     return MicrocontrollerResult(True, arena_bytes=arena, operators=operators, input=details["input"],
                                  output=details["output"], outputs=outputs, probes=child.probes,
                                  crashes=child.crashes, seconds=time.monotonic() - started)
@@ -177,19 +186,26 @@ class _Child:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop()
-        os.unlink(self._log.name)
+        try:
+            self._stop()
+        finally:
+            os.unlink(self._log.name)
 
     def _start(self) -> None:
         parent_end, child_end = self._context.Pipe()
         process = self._context.Process(target=_serve, args=(child_end, self._log.name), daemon=True)
-        log = os.open(self._log.name, os.O_WRONLY | os.O_APPEND)
         try:
-            with descriptors_redirected(log, descriptors=(1, 2)):  # its chatter, from its first instruction
-                process.start()
+            log = os.open(self._log.name, os.O_WRONLY | os.O_APPEND)
+            try:
+                with descriptors_redirected(log, descriptors=(1, 2)):  # its chatter, from its first instruction
+                    process.start()
+            finally:
+                os.close(log)
+        except BaseException:
+            parent_end.close()
+            raise
         finally:
-            os.close(log)
-        child_end.close()
+            child_end.close()
         self._process, self._connection = process, parent_end
 
     def _stop(self) -> None:
@@ -220,11 +236,15 @@ class _Child:
         self.probes += 1
         return self._ask(("allocate", model_content, int(arena_size)))
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        reply = self._ask(("predict", features))
-        if reply[0] != "outputs":
-            raise RuntimeError(f"TensorFlow Lite Micro failed while running the model: {reply[1]}")
-        return reply[1]
+    def predict(self, features: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+        """(outputs, None), or (None, why) when the runtime fails or crashes on some row."""
+        outputs = []
+        for start in range(0, len(features), _ROWS_PER_MESSAGE):
+            reply = self._ask(("predict", features[start:start + _ROWS_PER_MESSAGE]))
+            if reply[0] != "outputs":
+                return None, _first_rejection(reply[1])
+            outputs.append(reply[1])
+        return (np.concatenate(outputs) if outputs else np.zeros(0)), None
 
 
 # --------------------------------------------------------------------------------------
@@ -253,10 +273,14 @@ def _serve(connection, log_path: str) -> None:
                     log.seek(start)
                     connection.send(("error", log.read() + f"\n{error}"))
         elif message[0] == "predict":
+            start = os.path.getsize(log_path)
             try:
                 connection.send(("outputs", _predict(interpreter, message[1])))
             except Exception as error:  # noqa: BLE001
-                connection.send(("error", f"{type(error).__name__}: {error}"))
+                _flush_native_streams()
+                with open(log_path, errors="replace") as log:
+                    log.seek(start)
+                    connection.send(("error", log.read() + f"\n{type(error).__name__}: {error}"))
 
 
 def _flush_native_streams() -> None:

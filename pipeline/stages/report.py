@@ -386,8 +386,9 @@ def _deployment(deployment: dict, manifest: dict) -> list:
         blocks.append(Paragraph(
             "The two runtimes disagree on some test decisions: " + "; ".join(
                 f"`{v}` {a['changed_decisions']} of {_number(a['rows'])}" for v, a in disagreeing) + ". "
-            + ("The audit above judges the microcontroller runtime's decisions for "
-               + ", ".join(f"`{v}`" for v in audited) + ", as a named microcontroller target runs them."
+            + ("The choice (on validation), the audit and the gate above judge the microcontroller runtime's "
+               "decisions for " + ", ".join(f"`{v}`" for v in audited) + ", as a named microcontroller target "
+               "runs them."
                if audited else "No microcontroller target was named, so the audit judges LiteRT's decisions.")))
     device = deployment.get("device") or {}
     if device.get("input"):
@@ -399,8 +400,10 @@ def _deployment(deployment: dict, manifest: dict) -> list:
                if device.get("sources") else "") + ".",
             f"Input tensor: shape {tensor['shape']}, {tensor['dtype']}"
             + (f", quantized with scale {quantization['scales'][0]:g} and zero point {quantization['zero_points'][0]}"
-               if quantization else ", not quantized: the int8 model quantizes inside, so it takes and returns "
-                                    "float32 (an int8-only accelerator cannot run it as is)") + ".",
+               if quantization else
+               ", not quantized: the model quantizes its input inside (a QUANTIZE operator), so it takes and "
+               "returns float32, and an int8-only accelerator cannot run it as is" if "QUANTIZE" in device["operators"]
+               else ", not quantized") + ".",
             f"Output: {device['output']['shape']} {device['output']['dtype']}, the probability of class 1.",
             f"Preprocessing: apply `{device['preprocessing']}` to every raw example before the model, exactly as "
             f"`edgeaudit`'s domain `encode` does (the snippet below); the device must reproduce it.",
@@ -409,6 +412,12 @@ def _deployment(deployment: dict, manifest: dict) -> list:
             f"Tensor arena: {_number(device['arena_bytes'])} bytes, the smallest it allocated in "
             f"(measured in TensorFlow Lite Micro); flash: {_number(device['flash_bytes'])} bytes of model.",
         ])]
+    with_sources = [v for v, e in deployment["variants"].items() if e.get("device_files")]
+    if with_sources:
+        blocks.append(Paragraph(
+            "C source and header (`device/<variant>_model_data.{h,cc}`: the model as a 16-byte-aligned array, the "
+            "arena size as a constant) are written for every variant that fits at least one microcontroller target "
+            "above: " + ", ".join(f"`{v}`" for v in with_sources) + "."))
     elif device:
         blocks += [Heading(3, f"What a device needs to run `{ship}`"), Paragraph(
             f"`{ship}` does not run in the microcontroller runtime; it runs in LiteRT (Linux, phones) with "
