@@ -6,7 +6,7 @@ One file per page under views/; shared helpers in common.py.
 
 import streamlit as st
 
-st.set_page_config(page_title="EdgeAudit dashboard", page_icon=":material/verified_user:", layout="wide")
+st.set_page_config(page_title="EdgeAudit dashboard", page_icon="🛡️", layout="wide")
 
 PAGES = [
     st.Page("views/runs.py", title="Runs", icon=":material/table_rows:", default=True),

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
-from pipeline.artifacts import (AUDIT, COMPRESSION, EXPLANATIONS, GATE, INCOMPLETE_PREFIX, MANIFEST, METRICS,
+from pipeline.artifacts import (AUDIT, COMPRESSION, DEPLOYMENT, EXPLANATIONS, GATE, INCOMPLETE_PREFIX, MANIFEST, METRICS,
                                 MITIGATION, MODEL_CARD_MARKDOWN, sha256_file)
 
 OK = "ok"
@@ -132,8 +132,9 @@ class RunEntry:
         if not self.ok:
             return f"{self.key} ({self.status})"
         verdict = {True: "gate passed", False: "gate failed", None: "no gate"}[self.gate_passed]
+        quick = " · quick" if (self.manifest.get("config") or {}).get("quick") else ""
         extra = f" · {len(self.unlisted)} unlisted file(s)" if self.unlisted else ""
-        return f"{self.domain} · {self.run_id} · {verdict}{extra}"
+        return f"{self.domain} · {self.run_id}{quick} · {verdict}{extra}"
 
     @property
     def unlisted_warning(self) -> str | None:
@@ -417,11 +418,43 @@ def model_files(entry: RunEntry) -> list[dict]:
 
 
 def variant_bundle(entry: RunEntry, variant: str) -> bytes:
-    """A zip of one variant's `.tflite` and its preprocessing / vocabulary files."""
+    """A zip of one variant's `.tflite`, its preprocessing / vocabulary files, its C source where it has
+    one, and a README.txt saying how a device runs it: the threshold, the tensors, the arena."""
     for model in model_files(entry):
         if model["variant"] == variant:
-            return _zip(entry, [model["tflite"], *model["companions"]], prefix=f"{entry.run_id}-{variant}")
+            sources = [path for path in sorted(entry.artifacts) if path.startswith(f"device/{variant}_model_data.")]
+            prefix = f"{entry.run_id}-{variant}"
+            return _zip(entry, [model["tflite"], *model["companions"], *sources], prefix=prefix,
+                        extra={f"{prefix}/README.txt": variant_readme(entry, variant)})
     raise RunReadError(f"{entry.key}: no .tflite for variant {variant!r}")
+
+
+def variant_readme(entry: RunEntry, variant: str) -> str:
+    """What an embedded engineer needs to run one variant, from the run's metrics and deployment."""
+    metrics = read_json(entry, METRICS) if METRICS in entry.artifacts else {}
+    deployment = read_json(entry, DEPLOYMENT) if DEPLOYMENT in entry.artifacts else {}
+    evaluation = ((metrics or {}).get("variants") or {}).get(variant) or {}
+    threshold = (evaluation.get("quality") or {}).get("threshold")
+    interface = evaluation.get("interface") or {}
+    micro = (((deployment or {}).get("variants") or {}).get(variant) or {}).get("microcontroller") or {}
+    lines = [f"{variant} model of EdgeAudit run {entry.run_id} ({entry.domain})", "",
+             f"Decision: flag a case when the model's output reaches {threshold:.4f} (chosen on the validation "
+             "split for this variant; every variant has its own)." if threshold is not None else
+             "Decision threshold: not recorded in metrics.json.",
+             f"Input: shape {interface.get('input_shape')}, {interface.get('input_dtype')}; apply "
+             f"models/preprocessing.json to every raw example first. Output: the probability of class 1."]
+    if micro.get("supported"):
+        lines += [f"TensorFlow Lite Micro: runs in a tensor arena of {micro['arena_bytes']:,} bytes (the smallest it "
+                  f"allocated in, measured); register the operators {', '.join(micro.get('operators') or [])}."]
+    elif micro:
+        lines += [f"TensorFlow Lite Micro: does not run ({micro.get('first_unsupported')}); use LiteRT."]
+    decision = (deployment or {}).get("decision") or {}
+    if decision.get("ship_variant") == variant:
+        lines += ["", f"This is the variant the run ships: {decision.get('explanation')}."]
+        snippet = ((deployment or {}).get("device") or {}).get("python_snippet")
+        if snippet:
+            lines += ["", "Run it on one raw example (from the run folder, with EdgeAudit installed):", "", snippet]
+    return "\n".join(lines) + "\n"
 
 
 def run_zip(entry: RunEntry) -> bytes:
@@ -429,13 +462,16 @@ def run_zip(entry: RunEntry) -> bytes:
     return _zip(entry, sorted(entry.artifacts), prefix=entry.run_id, with_manifest=True)
 
 
-def _zip(entry: RunEntry, paths: list[str], *, prefix: str, with_manifest: bool = False) -> bytes:
+def _zip(entry: RunEntry, paths: list[str], *, prefix: str, with_manifest: bool = False,
+         extra: dict[str, str] | None = None) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         if with_manifest:
             archive.writestr(f"{prefix}/{MANIFEST}", (Path(entry.path) / MANIFEST).read_bytes())
         for relative in paths:
             archive.writestr(f"{prefix}/{relative}", read_bytes(entry, relative))
+        for name, text in (extra or {}).items():
+            archive.writestr(name, text)
     return buffer.getvalue()
 
 

@@ -233,6 +233,9 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
             name: deployment["variants"].get(name, {}).get("audited_runtime", "keras" if name == FLOAT_MODEL else "litert")
             for name in predictions}
         folder.write_json(artifacts.AUDIT, audit, role="audit")
+        folder.write_text(artifacts.PREDICTIONS, audit_stage.prediction_table(
+            labels=data.test.labels, groups=data.test.groups, predictions=predictions,
+            clusters=data.test.clusters).to_csv(index=False, float_format="%.8g"), role="predictions")
         mitigation = audit_stage.mitigate_with_threshold_optimizer(
             validation_labels=data.validation.labels, validation_scores=float_validation_scores,
             validation_groups=data.validation.groups, test_labels=data.test.labels,

@@ -122,6 +122,26 @@ def test_compare_two_runs_of_a_domain(open_page):
     assert "Different data: the fingerprints differ." in text
 
 
+def test_a_quick_run_is_marked_and_not_called_the_same_data_as_a_full_run(open_page, tmp_path):
+    full = fixtures.write_run(tmp_path, run_id="run-full", created_utc="2026-11-21T01:00:00+00:00")
+    quick = fixtures.write_run(tmp_path, run_id="run-quick", created_utc="2026-11-21T02:00:00+00:00", quick=True)
+    at = open_page("views/tradeoffs.py", reports=tmp_path)
+    assert f"fraud · {quick.name} · quick · gate passed" in at.sidebar.selectbox(key="run_picker").options
+    assert f"fraud · {full.name} · gate passed" in at.sidebar.selectbox(key="run_picker").options
+    at = open_page("views/compare.py", reports=tmp_path)
+    at.selectbox(key="compare_domain").set_value("fraud").run()
+    text = _text(at)
+    assert "Same data (identical fingerprint" not in text
+    assert "Same source data (identical fingerprint), but not the same rows" in text and "test 800 (--quick)" in text
+
+
+def test_a_run_in_progress_is_not_an_error(open_page, tmp_path):
+    fixtures.write_run(tmp_path, run_id="run-good")
+    fixtures.make_unfinished(fixtures.write_run(tmp_path, run_id="run-going"))
+    at = open_page(reports=tmp_path)
+    assert not at.error and "still running, or interrupted before they finished" in _text(at)
+
+
 def test_compare_with_a_single_run_of_a_domain(open_page):
     at = open_page("views/compare.py")
     at.selectbox(key="compare_domain").set_value("sentiment").run()
@@ -156,10 +176,23 @@ def test_edge_tradeoffs(open_page):
 
 def test_fairness(open_page):
     at = open_page("views/fairness.py", run=FRAUD_NEW)
-    assert [s.value for s in at.subheader] == ["Metrics by Sex", "Disparities", "What compression did to each group",
+    # The gate failed on Age: the page opens there, under the answer to its question.
+    assert [s.value for s in at.subheader] == ["Did compression hurt a group?", "Metrics by Age", "Disparities",
+                                              "What compression did to each group",
+                                              "Move the threshold: the shipped variant against the float model",
                                               "Mitigation: before and after"]
+    summary = at.dataframe[0].value.set_index("column")
+    assert list(summary.index) == ["Sex", "Age"] and summary.loc["Age", "gate"] == "fail"
+    assert at.selectbox(key="fairness_column").value == "Age"
     assert at.selectbox(key="fairness_metric").value == "tpr"
     assert at.multiselect(key="fairness_models").value == ["keras_float", "int8"]
+    # The threshold slider recomputes every group's rates from predictions.csv.
+    rates = [frame.value for frame in at.dataframe if "decisions flipped" in frame.value.columns][0]
+    assert set(rates["group"]) == {"16-35", "36+", "unknown"} and rates["rows"].sum() == 120
+    flips_at_default = rates["decisions flipped"].sum()
+    at.slider(key="fairness_threshold").set_value(0.9).run()
+    rates = [frame.value for frame in at.dataframe if "decisions flipped" in frame.value.columns][0]
+    assert rates["TPR int8"].max() < 0.5 and rates["decisions flipped"].sum() != flips_at_default
     at.selectbox(key="fairness_column").set_value("Age").run()
     text = _text(at)
     assert "8 rows, fewer than min_group_size=20" in text  # the unmeasurable group, with its reason
@@ -169,6 +202,8 @@ def test_fairness(open_page):
     assert "1 cell(s) here" in text  # the flagged cell of pruned_int8
     assert "balanced_accuracy" in text and "0.7800" in text  # mitigation after
     assert _charts(at) == 3  # error bars, heatmap, mitigation
+    at.selectbox(key="fairness_column").set_value("Sex").run()
+    assert "Metrics by Sex" in [s.value for s in at.subheader]
     for metric in at.radio(key="fairness_change_metric").options:
         at.radio(key="fairness_change_metric").set_value(metric).run()
         assert not at.exception and not at.warning

@@ -72,6 +72,30 @@ def test_click_through_every_page(session):
     print(f"screenshots in {session['screenshots']}")
 
 
+def test_every_chart_of_every_domain_is_drawn_the_console_is_clean_and_nothing_is_fetched_from_outside(session):
+    """What a person sees: each chart has a height, for every domain's run, on every page with charts."""
+    driver, url = session["driver"], session["url"]
+    driver.get(url)
+    browser.wait_for_text(driver, PAGES[0][1])
+    browser.console_errors(driver)  # start from an empty console
+    drawn = {}
+    for label, marker, _ in PAGES[2:5]:  # Edge trade-offs, Fairness, Explanations: the pages with charts
+        browser.open_page(driver, label, expect=marker)
+        for domain in ("fraud", "sentiment", "imaging", "maintenance"):
+            browser.choose(driver, "run_picker", domain)
+            browser.wait_until_idle(driver)
+            heights = browser.chart_heights(driver)
+            assert heights, (label, domain)
+            assert all(height > 0 for _, height in heights), (label, domain, heights)
+            assert browser.console_errors(driver) == [], (label, domain)
+            drawn[(label, domain)] = len(heights)
+    assert browser.outside_requests(driver, url) == []
+    # The signature chart: what compression did to each group, drawn on the Fairness page.
+    browser.open_page(driver, "Fairness", expect="What compression did to each group")
+    browser.wait_until_idle(driver)
+    assert any("compression" in heading.lower() and height > 100 for heading, height in browser.chart_heights(driver))
+
+
 def test_pick_a_run_in_the_sidebar_and_keep_it_across_pages(session):
     driver = session["driver"]
     driver.get(session["url"])

@@ -156,6 +156,18 @@ def test_audit_covers_every_variant_and_group(finished_run):
     assert audit["settings"]["units"] == units
     card = (outcome.run_dir / artifacts.MODEL_CARD_MARKDOWN).read_text()
     assert (f"drawing whole units ({units:,} in the test split)" in card) if units else ("rows drawn independently" in card)
+    # predictions.csv holds every decision the audit judged: each group's TPR recomputes from it.
+    table = pd.read_csv(outcome.run_dir / artifacts.PREDICTIONS, dtype={c: str for c in audit["settings"]["columns"]})
+    assert len(table) == manifest["data"]["splits"]["test"]
+    assert ("unit" in table.columns) == bool(units)
+    for model in audit["by_group"]:
+        for column in manifest["data"]["sensitive_columns"]:
+            for group, cell in audit["by_group"][model][column]["groups"].items():
+                if not cell.get("measurable") or cell["metrics"]["tpr"]["value"] is None:
+                    continue
+                rows = table[(table[column] == group) & (table["label"] == 1)]
+                assert rows[f"decision:{model}"].mean() == pytest.approx(cell["metrics"]["tpr"]["value"]), \
+                    (model, column, group)
 
 
 def test_model_card_has_every_section_and_the_gate(finished_run):

@@ -166,8 +166,15 @@ def test_zips_hold_the_whole_run_and_each_variant_with_its_preprocessing(tmp_pat
     assert all(m["companions"] == ["models/preprocessing.json"] for m in models)
     assert [m["shipped"] for m in models] == [False, True, False]
     with zipfile.ZipFile(io.BytesIO(index.variant_bundle(entry, "int8"))) as archive:
-        assert sorted(archive.namelist()) == [f"{entry.run_id}-int8/models/int8.tflite",
+        assert sorted(archive.namelist()) == [f"{entry.run_id}-int8/README.txt",
+                                              f"{entry.run_id}-int8/models/int8.tflite",
                                               f"{entry.run_id}-int8/models/preprocessing.json"]
+        readme = archive.read(f"{entry.run_id}-int8/README.txt").decode()
+    # What a device needs travels with the file: the threshold, the tensors, the arena, how to run it.
+    threshold = index.read_json(entry, "metrics.json")["variants"]["int8"]["quality"]["threshold"]
+    assert f"flag a case when the model's output reaches {threshold:.4f}" in readme
+    assert "Input: shape [1, 164], float32" in readme and "arena of 24,832 bytes" in readme
+    assert "This is the variant the run ships" in readme
     with pytest.raises(index.RunReadError):
         index.variant_bundle(entry, "qat_int8")
 

@@ -39,8 +39,19 @@ for column, entry, name in ((left, a, "A"), (right, b, "B")):
         for reason in entry.gate_reasons:
             st.markdown(f"- {reason}")
 
-same_data = (a.manifest.get("data") or {}).get("fingerprint") == (b.manifest.get("data") or {}).get("fingerprint")
-st.caption("Same data (identical fingerprint)." if same_data else "Different data: the fingerprints differ.")
+data_a, data_b = a.manifest.get("data") or {}, b.manifest.get("data") or {}
+same_source = data_a.get("fingerprint") == data_b.get("fingerprint")
+same_rows = data_a.get("splits") == data_b.get("splits")
+if same_source and same_rows:
+    st.caption("Same data (identical fingerprint, identical splits).")
+elif same_source:
+    st.warning("Same source data (identical fingerprint), but not the same rows: "
+               + "; ".join(f"run {name}: " + ", ".join(f"{split} {rows:,}" for split, rows in (data.get("splits") or {}).items())
+                           + (" (--quick)" if (entry.manifest.get("config") or {}).get("quick") else "")
+                           for name, entry, data in (("A", a, data_a), ("B", b, data_b)))
+               + ". Their figures are not comparable one to one.")
+else:
+    st.caption("Different data: the fingerprints differ.")
 
 with guard("The variant comparison"):
     st.subheader("Variants")

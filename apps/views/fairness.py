@@ -5,7 +5,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from common import estimate, fmt, guard, interval_of, load_json, pick_run, plots_matching, show_plot, value_of
+from pipeline.stages.gate import verdict_of
+from common import (estimate, fmt, guard, interval_of, load_bytes, load_json, pick_run, plots_matching, show_plot,
+                    value_of)
 
 entry = pick_run("Fairness")
 if entry is None:
@@ -28,7 +30,60 @@ if not columns:
     st.info("The audit of this run measured no groups.")
     st.stop()
 
-column = st.selectbox("Sensitive column", columns, key="fairness_column")
+gated = [c for c in (settings.get("sensitive_columns") or []) if c in columns]
+checks = {check.get("name"): check for check in (entry.gate or {}).get("checks") or [] if isinstance(check, dict)}
+disparities = audit.get("disparities") or {}
+compression = audit.get("compression") or {}
+
+
+def _eod(model: str, name: str) -> float | None:
+    return value_of(((disparities.get(model) or {}).get(name) or {}).get("equalized_odds_difference"))
+
+
+with guard("Did compression hurt a group?"):
+    st.subheader("Did compression hurt a group?")
+    summary, words = [], []
+    for name in gated:
+        before, after = _eod(reference, name), _eod(ship, name)
+        check = checks.get(f"equalized odds difference by {name}") or {}
+        table = (compression.get(ship) or {}).get(name) or {}
+        widened = [f"{gap.split('_')[0].upper()} gap {change['change']:+.3f}"
+                   for gap in ("tpr_gap_change", "fpr_gap_change")
+                   for change in [table.get(gap) or {}] if change.get("change") is not None and change.get("flagged")]
+        for group, cell in (table.get("groups") or {}).items():
+            for metric, change in ((cell or {}).get("changes") or {}).items():
+                if isinstance(change, dict) and change.get("flagged"):
+                    low, high = interval_of(change)
+                    words.append(f"`{ship}` changed the {metric.upper()} of **{name} = {group}** by "
+                                 f"{change['change']:+.3f} [{fmt(low)}, {fmt(high)}] against the float model "
+                                 f"({cell.get('count', '?')} rows in the group).")
+        origin = ("n/a" if before is None or after is None else
+                  "already in the float model" if after <= before + 0.01 else
+                  "mostly in the float model" if before >= 0.5 * after else "came with compression")
+        summary.append({"column": name, "float model": fmt(before), f"{ship} (shipped)": fmt(after),
+                        "change": "n/a" if before is None or after is None else f"{after - before:+.3f}",
+                        "the gap": origin, "gate": verdict_of(check) if check else "not gated",
+                        "gap widened (interval excludes 0)": ", ".join(widened) or "no"})
+    if summary:
+        st.dataframe(pd.DataFrame(summary), hide_index=True, width="stretch")
+        st.caption("Equalized odds difference (the larger of the TPR and FPR gaps between groups) of the float "
+                   f"model and of the shipped `{ship}`, per gated column. \"Already in the float model\": "
+                   "compression added at most 0.01; the gate's verdict is on the shipped variant's interval.")
+    for line in words:
+        st.markdown("- " + line)
+    if summary and not words:
+        st.markdown(f"No group's TPR, FPR or ROC-AUC changed under `{ship}` by more than its paired 95 % interval "
+                    "allows. That is not proof of no harm: see each group's size, and the smallest change the "
+                    "test could detect, in the heatmap's tooltips below.")
+
+failing = [name for name in gated if checks.get(f"equalized odds difference by {name}")
+           and verdict_of(checks[f"equalized odds difference by {name}"]) != "pass"]
+# A newly picked run opens on the first column whose gate check did not pass.
+if st.session_state.get("fairness_column_run") != entry.key or st.session_state.get("fairness_column") not in columns:
+    st.session_state["fairness_column_run"] = entry.key
+    st.session_state["fairness_column"] = failing[0] if failing else columns[0]
+column = st.selectbox("Sensitive column", columns, key="fairness_column",
+                      help="Opens on the first column whose gate check did not pass.")
 
 with guard("Metrics by group"):
     st.subheader(f"Metrics by {column}")
@@ -104,7 +159,6 @@ with guard("Disparities"):
 
 with guard("Compression heatmap"):
     st.subheader("What compression did to each group")
-    compression = audit.get("compression") or {}
     change_metrics = []
     for variant in compression.values():
         for cell in ((variant or {}).get(column) or {}).get("groups", {}).values():
@@ -141,8 +195,10 @@ with guard("Compression heatmap"):
             tooltip=["variant", "group", alt.Tooltip("detail:N", title=f"Δ {change_metric} [95% interval]")])
         outline = base.transform_filter("datum.flagged").mark_rect(fill=None, stroke="black", strokeWidth=2.5)
         text = base.mark_text(fontSize=11).encode(text="text:N", color=alt.Color("ink:N", scale=None))
-        st.altair_chart(alt.layer(heat, outline, text).properties(height=max(200, 44 * frame["variant"].nunique())),
-                        width="stretch")
+        # The text layer's literal colours must not share the rect layer's quantitative colour scale: shared,
+        # Vega-Lite draws nothing (0 px, "Cannot read properties of null (reading 'type')" in the console).
+        st.altair_chart(alt.layer(heat, outline, text).resolve_scale(color="independent")
+                        .properties(height=max(200, 44 * frame["variant"].nunique())), width="stretch")
         flagged = frame[frame["flagged"]]
         st.caption(f"Change of {change_metric} against the float model ({settings.get('reference', 'keras_float')}), "
                    "per variant and group. ⚑ and a black frame: flagged, the paired-bootstrap 95 % interval "
@@ -161,6 +217,51 @@ with guard("Compression heatmap"):
         if gaps:
             with st.expander("Gap between groups, float vs each variant"):
                 st.table(pd.DataFrame(gaps))
+
+with guard("Move the threshold"):
+    st.subheader("Move the threshold: the shipped variant against the float model")
+    table = None
+    if "predictions.csv" in entry.artifacts:
+        import io
+
+        table = pd.read_csv(io.BytesIO(load_bytes(entry, "predictions.csv")), dtype={column: str})
+    if table is None or f"score:{ship}" not in table or f"score:{reference}" not in table or column not in table:
+        st.caption("This run has no per-example predictions (predictions.csv); re-run it to move the threshold here.")
+    else:
+        variants = (load_json(entry, "metrics.json") or {}).get("variants") or {}
+        shipped_threshold = ((variants.get(ship) or {}).get("quality") or {}).get("threshold")
+        if shipped_threshold is None:
+            shipped_threshold = 0.5
+        threshold = st.slider(f"Threshold of `{ship}`", 0.0, 1.0, float(round(shipped_threshold, 3)), 0.005,
+                              key="fairness_threshold",
+                              help=f"The run's own threshold for {ship}, chosen on validation, is "
+                                   f"{shipped_threshold:.4f}. The float model keeps its own.")
+        decided = table[f"score:{ship}"] >= threshold
+        reference_decided = table[f"decision:{reference}"] == 1
+        rows, matrices = [], []
+        for group, part in table.groupby(column, sort=True):
+            mine, theirs = decided[part.index], reference_decided[part.index]
+            positives, negatives = part["label"] == 1, part["label"] == 0
+            rows.append({"group": group, "rows": len(part), "positives": int(positives.sum()),
+                         f"TPR {ship}": mine[positives].mean() if positives.any() else None,
+                         "TPR float": theirs[positives].mean() if positives.any() else None,
+                         f"FPR {ship}": mine[negatives].mean() if negatives.any() else None,
+                         "FPR float": theirs[negatives].mean() if negatives.any() else None,
+                         "decisions flipped": int((mine != theirs).sum())})
+            for model, decisions in (("float", theirs), (ship, mine)):
+                matrices.append({"group": group, "model": model,
+                                 "true positives": int((decisions & positives).sum()),
+                                 "false negatives": int((~decisions & positives).sum()),
+                                 "false positives": int((decisions & negatives).sum()),
+                                 "true negatives": int((~decisions & negatives).sum())})
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
+                                    (f"TPR {ship}", "TPR float", f"FPR {ship}", f"FPR float")})
+        st.caption(f"From predictions.csv, every test example's score: at this threshold, {int(decided.sum()):,} of "
+                   f"{len(table):,} test examples are flagged by `{ship}`. Flipped: decided otherwise than the float "
+                   "model. With few positives in a group, one example moves its TPR a lot: read the counts.")
+        with st.expander("Confusion matrix per group, float vs shipped"):
+            st.dataframe(pd.DataFrame(matrices), hide_index=True, width="stretch")
 
 with guard("Mitigation"):
     st.subheader("Mitigation: before and after")

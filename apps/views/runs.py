@@ -63,7 +63,12 @@ if good:
 
 if broken:
     st.subheader("Unfinished or corrupt runs")
-    st.error(f"{len(broken)} run(s) cannot be shown. The other runs are not affected.")
+    damaged = [entry for entry in broken if entry.status != index.UNFINISHED]
+    if damaged:
+        st.error(f"{len(broken)} run(s) cannot be shown. The other runs are not affected.")
+    else:  # only runs in progress (or interrupted): nothing is wrong with what is here
+        st.info(f"{len(broken)} run(s) cannot be shown yet: still running, or interrupted before they finished. "
+                "The other runs are not affected.")
     st.table(pd.DataFrame([{"folder": entry.key, "status": entry.status, "reason": entry.reason}
                            for entry in broken]))
     for entry in broken:
