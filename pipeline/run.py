@@ -236,11 +236,13 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
         folder.write_text(artifacts.PREDICTIONS, audit_stage.prediction_table(
             labels=data.test.labels, groups=data.test.groups, predictions=predictions,
             clusters=data.test.clusters).to_csv(index=False, float_format="%.8g"), role="predictions")
+        mitigation_column, mitigation_reason = _mitigation_column(deployment, ship, list(data.sensitive_columns))
         mitigation = audit_stage.mitigate_with_threshold_optimizer(
             validation_labels=data.validation.labels, validation_scores=float_validation_scores,
             validation_groups=data.validation.groups, test_labels=data.test.labels,
             test_scores=float_predictions.scores, test_groups=data.test.groups, threshold=float_threshold,
-            seed=config.seed)
+            seed=config.seed, sensitive_column=mitigation_column)
+        mitigation.setdefault("notes", []).insert(0, mitigation_reason)
         folder.write_json(artifacts.MITIGATION, mitigation, role="mitigation")
         shipped = ship if ship in evaluations else None  # None: not built
         for name, figure in audit_stage.audit_figures(audit, mitigation, ship_variant=shipped).items():
@@ -363,6 +365,21 @@ def _deploy(config: RunConfig, domain: Domain, data: DomainData, folder: artifac
                   "decision": decision, "device": device_files.get("_shipped")}
     folder.write_json(artifacts.DEPLOYMENT, deployment, role="deployment")
     return deployment, judged_test, judged_qualities
+
+
+def _mitigation_column(deployment: dict, ship: str, columns: list[str]) -> tuple[str | None, str]:
+    """The column mitigation is fitted for, chosen on validation: the first whose equalized-odds check of the
+    shipped variant did not pass there; else the first column. Returns (column, why, for the card)."""
+    checks = (deployment["decision"]["table"].get(ship) or {}).get("checks") or []
+    verdicts = {check["name"]: check["verdict"] for check in checks}
+    for column in columns:
+        verdict = verdicts.get(f"equalized odds difference by {column}")
+        if verdict in ("fail", "inconclusive"):
+            return column, (f"Fitted for `{column}`: the shipped variant's equalized-odds check by {column} was "
+                            f"{verdict} on the validation split (the first column that did not pass).")
+    first = columns[0] if columns else None
+    return first, (f"Fitted for `{first}`, the first sensitive column: every equalized-odds check of the shipped "
+                   "variant passed on the validation split.")
 
 
 def _write_device_files(folder: artifacts.RunFolder, domain: Domain, data: DomainData, deployments: dict,

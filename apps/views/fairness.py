@@ -284,6 +284,14 @@ with guard("Mitigation"):
                     rows.append({"measure": f"{key.replace('_', ' ')} by {col}", "before": fmt(value_of(value)),
                                  "after": fmt(value_of(((after.get("disparities") or {}).get(col) or {}).get(key)))})
         st.table(pd.DataFrame(rows))
+        worse = [col for col, values in (before.get("disparities") or {}).items()
+                 if value_of((values or {}).get("equalized_odds_difference")) is not None
+                 and value_of(((after.get("disparities") or {}).get(col) or {}).get("equalized_odds_difference"))
+                 is not None and value_of(after["disparities"][col]["equalized_odds_difference"])
+                 > value_of(values["equalized_odds_difference"]) + 0.01]
+        if worse:
+            st.warning("Mitigation made equalized odds worse on the test split by " + ", ".join(worse)
+                       + ": the thresholds fitted on the validation split did not carry over.")
         groups = []
         for side, content in (("before", before), ("after", after)):
             for group, cell in (((content.get("by_group") or {}).get(column)) or {}).items():

@@ -560,6 +560,17 @@ def _mitigation(mitigation: dict, plots: list[str]) -> list:
                             f"`{mitigation.get('sensitive_column', mitigation.get('sensitive_feature'))}`, "
                             f"measured on the test split."))
     blocks.append(Table(["measure", "before", "after"], rows))
+    worse = [column for column, values in (before.get("disparities") or {}).items()
+             if _value(values.get("equalized_odds_difference")) is not None
+             and _value(((after.get("disparities") or {}).get(column) or {}).get("equalized_odds_difference")) is not None
+             and _value(after["disparities"][column]["equalized_odds_difference"])
+             > _value(values["equalized_odds_difference"]) + 0.01]
+    notes = list(mitigation.get("notes") or [])
+    if worse:
+        notes.append("Mitigation made equalized odds worse on the test split by " + ", ".join(f"`{c}`" for c in worse)
+                     + ": thresholds fitted on the validation split did not carry over; do not apply them as they are.")
+    if notes:
+        blocks.append(Bullets(notes))
     if "plots/mitigation.png" in plots:
         blocks.append(Image("plots/mitigation.png", "mitigation before and after"))
     return blocks
