@@ -145,9 +145,10 @@ class Domain(abc.ABC):
         """
         from pipeline.stages.explain import explain_tabular
 
-        return explain_tabular(predict_functions=predict_functions, background=background, rows=rows,
-                               row_ids=row_ids, local_row_ids=local_row_ids, feature_names=data.feature_names,
-                               feature_groups=data.feature_groups, seed=seed, reference=reference)
+        explanation = explain_tabular(predict_functions=predict_functions, background=background, rows=rows,
+                                      row_ids=row_ids, local_row_ids=local_row_ids, feature_names=data.feature_names,
+                                      feature_groups=data.feature_groups, seed=seed, reference=reference)
+        return with_raw_values(explanation, data.test.raw)
 
     def extra_analyses(self, *, predict_functions: dict, thresholds: dict, preprocessing: dict, data: DomainData,
                        config) -> dict:
@@ -182,3 +183,25 @@ class Domain(abc.ABC):
             "default_label": self.default_label,
             "default_sensitive": list(self.default_sensitive),
         }
+
+
+def with_raw_values(explanation: dict, raw) -> dict:
+    """Each local entry gets `raw_values`: its columns' values as the data file holds them (a DataFrame of
+    raw rows, indexed like the split), so that reports speak in the user's units, not standardised ones."""
+
+    if not isinstance(raw, pd.DataFrame):
+        return explanation
+    for model in explanation.get("models", {}).values():
+        for local in model.get("local", []):
+            row = raw.iloc[int(local["row_id"])]
+            local["raw_values"] = {column: _plain(row[column]) for column in local.get("contributions", {})
+                                   if column in raw.columns}
+    return explanation
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -490,3 +491,15 @@ def test_stage_does_not_import_tensorflow_or_keras():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_local_explanations_of_a_table_speak_in_the_data_files_units():
+    from pipeline.domain import with_raw_values
+
+    raw = pd.DataFrame({"hour": [13, 2], "channel": ["online", None], "amount": [5.5, float("nan")]})
+    explanation = {"models": {"m": {"local": [{"row_id": 1, "contributions": {"hour": 0.1, "channel": -0.2,
+                                                                             "amount": 0.0, "derived": 0.3}}]}}}
+    with_raw_values(explanation, raw)
+    assert explanation["models"]["m"]["local"][0]["raw_values"] == {"hour": 2, "channel": None, "amount": None}
+    text_explanation = {"models": {"m": {"local": [{"row_id": 0, "contributions": {"good": 0.1}}]}}}
+    assert "raw_values" not in with_raw_values(text_explanation, ["good film"])["models"]["m"]["local"][0]

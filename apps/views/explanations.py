@@ -168,6 +168,8 @@ def show_local(local: dict, extent: float) -> None:
     if isinstance(contributions, dict) and contributions:        # tables: the largest contributions
         shown = sorted(((str(k), _number(v)) for k, v in contributions.items()), key=lambda kv: -abs(kv[1]))[:12]
         values = local.get("values") if isinstance(local.get("values"), dict) else {}
+        if isinstance(local.get("raw_values"), dict):  # the value as the data file holds it, not standardised
+            values = {**values, **local["raw_values"]}
         frame = pd.DataFrame([{"feature": f"{name} = {fmt(values.get(name), 3)}" if name in values else name,
                                "SHAP": value, "direction": "raises" if value > 0 else "lowers"}
                               for name, value in shown])

@@ -92,6 +92,9 @@ Returned dict (JSON-able except for the ``"_arrays"`` key, see ``without_arrays`
      "_arrays": {"row_ids": int[n], "shap_values": {name: float64[n, G]},
                  "scores": {name: float64[n]}, "column_values": float64[n, G]}}
 
+A local entry may also hold ``"raw_values"`` {column: the value as the data file holds it}
+(pipeline.domain.Domain.explain adds them for tables): reports show those, in the user's units.
+
 ``"values"``: for a one-hot column (every encoded name of the group is
 ``"<column>=<category>"``) the active category, ``"(other)"`` when none is active; for
 a numeric column the ENCODED (scaled) value as a float. ``column_values`` in
@@ -773,7 +776,8 @@ def explanation_figures(explanation: dict) -> dict:
         size = {c: max(abs(value(e["contributions"].get(c))) for e in entries.values()) for c in columns}
         ranked = sorted(columns, key=lambda c: -size[c])
         shown, rest = ranked[:TOP_LOCAL], ranked[TOP_LOCAL:]
-        shown_values = entries.get(reference, next(iter(entries.values())))["values"]
+        shown_entry = entries.get(reference, next(iter(entries.values())))
+        shown_values = {**shown_entry["values"], **(shown_entry.get("raw_values") or {})}  # the user's units first
         labels = []
         for c in shown:
             v = shown_values.get(c)
