@@ -59,6 +59,7 @@ CARD_TAGS = frozenset({
     "table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td", "a", "img", "figure", "figcaption",
 })
 CARD_ATTRIBUTES = {"a": frozenset({"href", "title"}), "img": frozenset({"src", "alt", "title"}),
+                   "h2": frozenset({"id"}),  # the card's contents links to its sections
                    "th": frozenset({"colspan", "rowspan", "scope"}), "td": frozenset({"colspan", "rowspan"}),
                    "ol": frozenset({"start"})}
 LINK_SCHEMES = frozenset({"http", "https", "mailto"})  # and #fragment links; no data:, no relative file paths

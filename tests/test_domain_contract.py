@@ -249,6 +249,8 @@ def test_the_choice_is_made_on_validation_and_written_down(finished_run):
     assert [c["name"] for c in gate["checks"]][-2:] == ["fits the named targets", "variant chosen on validation"]
     card = (outcome.run_dir / "model_card.md").read_text()
     assert "## Deployment" in card and f"**`{decision['ship_variant']}` ships**" in card
+    assert "[Deployment](#deployment)" in card  # the contents line links every section
+    assert '<a href="#card-deployment">Deployment</a>' in (outcome.run_dir / "model_card.html").read_text()
 
 
 def test_the_device_snippet_in_the_card_runs_as_written(finished_run):

@@ -47,6 +47,19 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Contents:
+    """Links to the card's sections (its level-2 headings)."""
+    titles: list[str]
+
+
+def anchor(title: str) -> str:
+    """The id of a card heading: "card-" and the title's letters and digits, lowercased, joined by '-'."""
+    import re
+
+    return "card-" + "-".join(re.findall(r"[a-z0-9]+", title.lower()))
+
+
+@dataclass(frozen=True)
 class Code:
     text: str
     language: str = ""
@@ -69,6 +82,8 @@ def render_markdown(blocks: list) -> str:
     for block in blocks:
         if isinstance(block, Heading):
             out.append(f"{'#' * block.level} {block.text}")
+        elif isinstance(block, Contents):
+            out.append("Contents: " + " · ".join(f"[{title}](#{_github_anchor(title)})" for title in block.titles))
         elif isinstance(block, Paragraph):
             out.append(block.text)
         elif isinstance(block, Bullets):
@@ -97,7 +112,11 @@ def render_html(blocks: list, title: str) -> str:
            f"<style>{_STYLE}</style></head><body>"]
     for block in blocks:
         if isinstance(block, Heading):
-            out.append(f"<h{block.level}>{_inline(block.text)}</h{block.level}>")
+            identifier = f' id="{anchor(block.text)}"' if block.level == 2 else ""
+            out.append(f"<h{block.level}{identifier}>{_inline(block.text)}</h{block.level}>")
+        elif isinstance(block, Contents):
+            out.append("<p>Contents: " + " · ".join(f'<a href="#{anchor(title)}">{html.escape(title)}</a>'
+                                                    for title in block.titles) + "</p>")
         elif isinstance(block, Paragraph):
             out.append(f"<p>{_inline(block.text)}</p>")
         elif isinstance(block, Bullets):
@@ -113,6 +132,13 @@ def render_html(blocks: list, title: str) -> str:
             out.append(f"<pre><code>{html.escape(block.text)}</code></pre>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
+
+
+def _github_anchor(title: str) -> str:
+    """The anchor GitHub and most Markdown viewers give a heading."""
+    import re
+
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
 
 
 def _inline(text: str) -> str:
@@ -335,6 +361,8 @@ def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict,
     if data["kind"] == "generated":
         caveats.append("The data are synthetic: the figures show the pipeline working, not a real population.")
     blocks += [Heading(2, "Caveats and recommendations"), Bullets(caveats)]
+    sections = [block.text for block in blocks if isinstance(block, Heading) and block.level == 2]
+    blocks.insert(2, Contents(sections))  # after the title and the verdict
     return ModelCard(markdown=render_markdown(blocks), html=render_html(blocks, title))
 
 
