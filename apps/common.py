@@ -194,3 +194,8 @@ def interval_of(cell: Any) -> tuple[float | None, float | None]:
     if isinstance(interval, (list, tuple)) and len(interval) == 2:
         return tuple(float(v) if isinstance(v, (int, float)) else None for v in interval)  # type: ignore[return-value]
     return None, None
+
+
+def contents(sections: list[tuple[str, str]]) -> None:
+    """A line of links to the page's sections: (title, anchor) pairs, each anchor given to its st.subheader."""
+    st.markdown("On this page: " + " · ".join(f"[{title}](#{anchor})" for title, anchor in sections))

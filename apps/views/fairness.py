@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from pipeline.stages.gate import verdict_of
-from common import (estimate, fmt, guard, interval_of, load_bytes, load_json, pick_run, plots_matching, show_plot,
+from common import (contents, estimate, fmt, guard, interval_of, load_bytes, load_json, pick_run, plots_matching, show_plot,
                     value_of)
 
 entry = pick_run("Fairness")
@@ -30,6 +30,8 @@ if not columns:
     st.info("The audit of this run measured no groups.")
     st.stop()
 
+contents([("Did compression hurt a group?", "hurt"), ("Metrics by group", "by-group"), ("Disparities", "disparities"),
+          ("What compression did", "compression"), ("Move the threshold", "threshold"), ("Mitigation", "mitigation")])
 gated = [c for c in (settings.get("sensitive_columns") or []) if c in columns]
 checks = {check.get("name"): check for check in (entry.gate or {}).get("checks") or [] if isinstance(check, dict)}
 disparities = audit.get("disparities") or {}
@@ -41,7 +43,7 @@ def _eod(model: str, name: str) -> float | None:
 
 
 with guard("Did compression hurt a group?"):
-    st.subheader("Did compression hurt a group?")
+    st.subheader("Did compression hurt a group?", anchor="hurt")
     summary, words = [], []
     for name in gated:
         before, after = _eod(reference, name), _eod(ship, name)
@@ -86,7 +88,7 @@ column = st.selectbox("Sensitive column", columns, key="fairness_column",
                       help="Opens on the first column whose gate check did not pass.")
 
 with guard("Metrics by group"):
-    st.subheader(f"Metrics by {column}")
+    st.subheader(f"Metrics by {column}", anchor="by-group")
     metric_names = []
     for model in models:
         for cell in ((by_group.get(model) or {}).get(column) or {}).get("groups", {}).values():
@@ -132,7 +134,7 @@ with guard("Metrics by group"):
         st.table(pd.DataFrame(unmeasurable))
 
 with guard("Disparities"):
-    st.subheader("Disparities")
+    st.subheader("Disparities", anchor="disparities")
     limit = gate_config.get("max_equalized_odds_difference")
     rows = []
     for model, by_column in (audit.get("disparities") or {}).items():
@@ -158,7 +160,7 @@ with guard("Disparities"):
         st.caption("No disparity figures for this column.")
 
 with guard("Compression heatmap"):
-    st.subheader("What compression did to each group")
+    st.subheader("What compression did to each group", anchor="compression")
     change_metrics = []
     for variant in compression.values():
         for cell in ((variant or {}).get(column) or {}).get("groups", {}).values():
@@ -219,7 +221,7 @@ with guard("Compression heatmap"):
                 st.table(pd.DataFrame(gaps))
 
 with guard("Move the threshold"):
-    st.subheader("Move the threshold: the shipped variant against the float model")
+    st.subheader("Move the threshold: the shipped variant against the float model", anchor="threshold")
     table = None
     if "predictions.csv" in entry.artifacts:
         import io
@@ -264,7 +266,7 @@ with guard("Move the threshold"):
             st.dataframe(pd.DataFrame(matrices), hide_index=True, width="stretch")
 
 with guard("Mitigation"):
-    st.subheader("Mitigation: before and after")
+    st.subheader("Mitigation: before and after", anchor="mitigation")
     mitigation = load_json(entry, "mitigation.json")
     if not mitigation:
         st.caption("This run has no mitigation.")

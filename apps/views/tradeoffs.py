@@ -5,7 +5,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from common import fmt, guard, load_json, pick_run, show_plot
+from common import contents, fmt, guard, load_json, pick_run, show_plot
 from pipeline import reports_index as index
 from pipeline.stages.gate import verdict_label
 
@@ -18,6 +18,8 @@ headline = metrics.get("headline_metric") or entry.headline_metric or "quality"
 rows = index.tradeoff_rows(entry.manifest, metrics, load_json(entry, "compression.json"), entry.gate)
 built = [row for row in rows if row["status"] == "ok"]
 ship = entry.ship_variant
+contents([("Which variant ships", "ships"), ("Trade-off chart", "tradeoff"), ("Every variant", "variants"),
+          ("Gate", "gate")])
 
 verdict = "not recorded" if entry.gate_passed is None else entry.gate_verdict
 message = f"The gate judged **`{ship}`**, the variant chosen to ship: **{verdict}**."
@@ -31,7 +33,7 @@ for row in rows:
         st.warning(f"Variant `{row['variant']}` was not built: {row['reason']}")
 
 with guard("The decision table"):
-    st.subheader("Which variant ships, and why")
+    st.subheader("Which variant ships, and why", anchor="ships")
     deployment = load_json(entry, "deployment.json")
     if not deployment:
         st.info("This run has no deployment.json (it was written before device targets existed): "
@@ -82,7 +84,7 @@ with guard("The decision table"):
                 st.code(device["python_snippet"], language="python")
 
 with guard("The trade-off plot"):
-    st.subheader(f"{headline} against size and latency")
+    st.subheader(f"{headline} against size and latency", anchor="tradeoff")
     axes = {"file size (KB)": ("bytes", 1 / 1024), "gzip size (KB)": ("gzip_bytes", 1 / 1024),
             "latency (ms, median, 1 thread)": ("latency_ms", 1.0)}
     axis = st.radio("Horizontal axis", list(axes), horizontal=True, key="tradeoff_axis")
@@ -126,7 +128,7 @@ with guard("The trade-off plot"):
                    f"better {headline}); red dotted rule: the Keras float model; diamond: the shipped variant.")
 
 with guard("The variant table"):
-    st.subheader("Every variant, run in LiteRT")
+    st.subheader("Every variant, run in LiteRT", anchor="variants")
     table = pd.DataFrame([{
         "variant": row["variant"], "shipped": row["shipped"], headline: row.get("headline"),
         "size KB": None if row.get("bytes") is None else row["bytes"] / 1024,
@@ -173,7 +175,7 @@ with guard("The latency and agreement charts"):
             title="Agreement of decisions with the float model", height=28 * len(bars) + 40), width="stretch")
 
 with guard("The gate checks"):
-    st.subheader("Gate")
+    st.subheader("Gate", anchor="gate")
     checks = entry.gate.get("checks") or []
     st.table(pd.DataFrame([{"check": c.get("name"), "value": fmt(c.get("value")), "limit": fmt(c.get("limit")),
                             "result": verdict_label(c), "explanation": c.get("explanation")}
