@@ -181,10 +181,17 @@ with guard("Compression heatmap"):
                     continue
                 low, high = interval_of(change)
                 flagged = bool(change.get("flagged"))
+                positives = value_of((((by_group.get(variant) or {}).get(column) or {}).get("groups", {}).get(group)
+                                      or {}).get("metrics", {}).get("positives"))
+                detectable = (f"; changes within ±{(high - low) / 2:.3f} cannot be told from noise"
+                              if low is not None and high is not None else "")
                 cells.append({"variant": variant, "group": str(group), "change": change["change"], "flagged": flagged,
                               "text": f"{change['change']:+.3f}" + (" ⚑" if flagged else ""),
                               "detail": f"{change['change']:+.4f} [{fmt(low)}, {fmt(high)}]"
-                                        + (" flagged: the interval excludes 0" if flagged else "")})
+                                        + (" flagged: the interval excludes 0" if flagged else "")
+                                        + f"; {cell.get('count', '?')} rows"
+                                        + (f", {int(positives)} positives" if positives is not None else "")
+                                        + detectable})
         frame = pd.DataFrame(cells)
         extent = max(0.01, float(frame["change"].abs().max() or 0.01)) if frame["change"].notna().any() else 0.01
         frame["ink"] = ["white" if abs(value) > 0.6 * extent else "black" for value in frame["change"].fillna(0)]

@@ -86,7 +86,7 @@ with guard("The decision table"):
 with guard("The trade-off plot"):
     st.subheader(f"{headline} against size and latency", anchor="tradeoff")
     axes = {"file size (KB)": ("bytes", 1 / 1024), "gzip size (KB)": ("gzip_bytes", 1 / 1024),
-            "latency (ms, median, 1 thread)": ("latency_ms", 1.0)}
+            "latency (µs, median, 1 thread, this host's CPU)": ("latency_ms", 1000.0)}
     axis = st.radio("Horizontal axis", list(axes), horizontal=True, key="tradeoff_axis")
     field, scale = axes[axis]
     points = [row for row in built if row.get(field) is not None and row.get("headline") is not None]
@@ -96,7 +96,7 @@ with guard("The trade-off plot"):
         "variant": row["variant"], "x": row[field] * scale, headline: row["headline"],
         "role": "shipped" if row["shipped"] else ("Pareto front" if on_front else "dominated"),
         "Pareto": "on the front" if on_front else "dominated",
-        "size KB": (row["bytes"] or 0) / 1024, "latency ms": row["latency_ms"], "sparsity": row["sparsity"],
+        "size KB": (row["bytes"] or 0) / 1024, "latency µs": (row["latency_ms"] or 0) * 1000, "sparsity": row["sparsity"],
         "same decisions": row["identical_decisions"],
     } for row, on_front in zip(points, front)])
     if frame.empty:
@@ -111,7 +111,7 @@ with guard("The trade-off plot"):
             shape=alt.Shape("role:N", scale=alt.Scale(domain=["shipped", "Pareto front", "dominated"],
                                                       range=["diamond", "circle", "circle"]), legend=None),
             tooltip=["variant", alt.Tooltip(f"{headline}:Q", format=".4f"), alt.Tooltip("size KB:Q", format=".1f"),
-                     alt.Tooltip("latency ms:Q", format=".4f"), alt.Tooltip("sparsity:Q", format=".2f"),
+                     alt.Tooltip("latency µs:Q", format=".1f"), alt.Tooltip("sparsity:Q", format=".2f"),
                      alt.Tooltip("same decisions:Q", format=".4f"), "Pareto", "role"])
         line = alt.Chart(frame[frame["Pareto"] == "on the front"].sort_values("x")).mark_line(
             color="#1a73e8", strokeDash=[4, 3]).encode(x="x:Q", y=f"{headline}:Q")
@@ -134,7 +134,8 @@ with guard("The variant table"):
         "size KB": None if row.get("bytes") is None else row["bytes"] / 1024,
         "gzip KB": None if row.get("gzip_bytes") is None else row["gzip_bytes"] / 1024,
         "size vs float32": row.get("ratio_to_float32"), "sparsity": row.get("sparsity"),
-        "latency ms": row.get("latency_ms"), "same decisions as float": row.get("identical_decisions"),
+        "latency µs": None if row.get("latency_ms") is None else row["latency_ms"] * 1000,
+        "same decisions as float": row.get("identical_decisions"),
         "changed decisions": row.get("changed_decisions"), "max score difference": row.get("max_score_difference"),
         "Pareto (size, quality)": row["pareto_size"], "Pareto (size, latency, quality)": row["pareto_all"],
         "status": row["status"] if row["status"] == "ok" else f"not built: {row['reason']}",
@@ -145,7 +146,8 @@ with guard("The variant table"):
         "gzip KB": st.column_config.NumberColumn(format="%.1f"),
         "size vs float32": st.column_config.NumberColumn(format="%.3f"),
         "sparsity": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
-        "latency ms": st.column_config.NumberColumn(format="%.4f"),
+        "latency µs": st.column_config.NumberColumn(format="%.1f", help="median single-example latency in LiteRT, "
+                                                                         "1 thread, on this host's CPU"),
         "same decisions as float": st.column_config.NumberColumn(format="%.4f"),
         "max score difference": st.column_config.NumberColumn(format="%.4f"),
     })
@@ -153,26 +155,28 @@ with guard("The variant table"):
     if keras:
         st.caption(f"Keras float model: {headline} {fmt(((keras.get('quality') or {}).get(headline)))}, "
                    f"{fmt(keras.get('parameters'))} parameters, "
-                   f"latency {fmt((keras.get('latency') or {}).get('median_ms'))} ms "
+                   f"latency {fmt(((keras.get('latency') or {}).get('median_ms') or 0) * 1000, 1)} µs "
                    f"({keras.get('latency_call', '')}).")
 
 with guard("The latency and agreement charts"):
     left, right = st.columns(2)
-    bars = pd.DataFrame([{"variant": row["variant"], "latency ms": row["latency_ms"],
-                          "same decisions as float": row["identical_decisions"], "sparsity": row["sparsity"]}
-                         for row in built])
+    bars = pd.DataFrame([{"variant": row["variant"], "latency µs": (row["latency_ms"] or 0) * 1000,
+                          "same decisions as float": row["identical_decisions"],
+                          "changed decisions %": 100 * (1 - (row["identical_decisions"] if row["identical_decisions"]
+                                                             is not None else 1)),
+                          "sparsity": row["sparsity"]} for row in built])
     if not bars.empty:
         left.altair_chart(alt.Chart(bars).mark_bar().encode(
-            x=alt.X("latency ms:Q", title="median latency (ms)"),
+            x=alt.X("latency µs:Q", title="median latency (µs, this host's CPU)"),
             y=alt.Y("variant:N", sort=None, axis=alt.Axis(labelOverlap=False)),
-            tooltip=["variant", alt.Tooltip("latency ms:Q", format=".4f")]).properties(
+            tooltip=["variant", alt.Tooltip("latency µs:Q", format=".1f")]).properties(
             title="Latency (LiteRT, 1 thread)", height=28 * len(bars) + 40), width="stretch")
         right.altair_chart(alt.Chart(bars).mark_bar(color="#34a853").encode(
-            x=alt.X("same decisions as float:Q", scale=alt.Scale(zero=False)),
+            x=alt.X("changed decisions %:Q", title="test decisions that differ from the float model (%)"),
             y=alt.Y("variant:N", sort=None, axis=alt.Axis(labelOverlap=False)),
             tooltip=["variant", alt.Tooltip("same decisions as float:Q", format=".4f"),
-                     alt.Tooltip("sparsity:Q", format=".2f")]).properties(
-            title="Agreement of decisions with the float model", height=28 * len(bars) + 40), width="stretch")
+                     alt.Tooltip("changed decisions %:Q", format=".2f"), alt.Tooltip("sparsity:Q", format=".2f")]
+        ).properties(title="Decisions changed by compression", height=28 * len(bars) + 40), width="stretch")
 
 with guard("The gate checks"):
     st.subheader("Gate", anchor="gate")
