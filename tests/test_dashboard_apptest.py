@@ -221,6 +221,9 @@ def test_explanations_for_every_modality(open_page, modality):
     assert {"tabular": "These are exact Shapley values of that game (no sampling)", "text": "Owen values",
             "window": "largest |error| 0.0254, mean |error| 0.00250",
             "image": "These are ESTIMATES of the Shapley values"}[modality] in text
+    # Each example is named by its label and each model's decision (predictions.csv), not a bare row id.
+    assert all(option.startswith(f"row {row} · label ") and "keras_float " in option and "int8 " in option
+               for row, option in zip(fixtures.LOCAL_ROWS, at.selectbox(key="explain_row").options))
     for row in fixtures.LOCAL_ROWS:
         at.selectbox(key="explain_row").set_value(row).run()
         assert not at.exception and not at.warning

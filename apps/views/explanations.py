@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from common import fmt, guard, load_json, pick_run, plots_matching, show_plot
+from common import fmt, guard, load_bytes, load_json, pick_run, plots_matching, show_plot
 
 RAISES, LOWERS = "#d93025", "#1a73e8"   # the dashboard's convention: red raises the score, blue lowers it
 
@@ -249,6 +249,25 @@ if any(isinstance(models[name].get("region_mass"), dict) for name in names):
         st.caption("Share of |SHAP| on each set of regions, beside the share a uniform attribution would give: "
                    "a shortcut (e.g. a marker in a corner) shows up as mass far above its area.")
 
+def _describe_rows(row_ids: list, names: list[str]) -> dict:
+    """row id -> "row 17 · label 1 · float 1, int8 0 (changed)", from predictions.csv where the run has it."""
+    if "predictions.csv" not in entry.artifacts:
+        return {}
+    import io
+
+    table = pd.read_csv(io.BytesIO(load_bytes(entry, "predictions.csv"))).set_index("row")
+    described = {}
+    for row in row_ids:
+        if row not in table.index:
+            continue
+        decisions = {name: table.at[row, f"decision:{name}"] for name in names if f"decision:{name}" in table}
+        changed = len(set(decisions.values())) > 1
+        described[row] = (f"row {row} · label {table.at[row, 'label']} · "
+                          + ", ".join(f"{name} {int(value)}" for name, value in decisions.items())
+                          + (" · decision changed" if changed else ""))
+    return described
+
+
 with guard("Local explanations"):
     st.subheader("Local explanations, float and shipped model side by side")
     locals_by_model = {name: {item.get("row_id"): item for item in models[name].get("local") or []
@@ -257,7 +276,9 @@ with guard("Local explanations"):
     if not row_ids:
         st.caption("No local explanations recorded.")
     else:
-        row_id = st.selectbox("Example (test row)", row_ids, key="explain_row")
+        described = _describe_rows(row_ids, names)
+        row_id = st.selectbox("Example (test row)", row_ids, key="explain_row",
+                              format_func=lambda row: described.get(row, f"row {row}"))
         entries = {name: locals_by_model[name].get(row_id) for name in names}
         extent = max([extent_of(item) for item in entries.values() if item] or [0.0])
         panes = st.columns(len(names))
