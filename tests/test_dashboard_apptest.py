@@ -122,6 +122,13 @@ def test_compare_two_runs_of_a_domain(open_page):
     assert "Different data: the fingerprints differ." in text
 
 
+def test_the_domains_probes_are_on_the_fairness_page(open_page):
+    at = open_page("views/fairness.py", run=BY_MODALITY["image"])
+    text = _text(at)
+    assert "Shortcut probe: the site marker stamped and erased" in text and "raises the mean score by 0.21" in text
+    assert "Probes and analyses of this domain" in [s.value for s in at.subheader]
+
+
 def test_a_quick_run_is_marked_and_not_called_the_same_data_as_a_full_run(open_page, tmp_path):
     full = fixtures.write_run(tmp_path, run_id="run-full", created_utc="2026-11-21T01:00:00+00:00")
     quick = fixtures.write_run(tmp_path, run_id="run-quick", created_utc="2026-11-21T02:00:00+00:00", quick=True)

@@ -318,6 +318,20 @@ with guard("Mitigation"):
         for note in mitigation.get("notes") or []:
             st.caption(note)
 
+with guard("Probes and analyses"):
+    found = [path for path in sorted(entry.artifacts) if path.startswith("analyses/") and path.endswith(".json")]
+    if found:
+        st.subheader("Probes and analyses of this domain", anchor="analyses")
+        for path in found:
+            analysis = load_json(entry, path) or {}
+            st.markdown(f"**{analysis.get('title') or path}**" + (f": {analysis['summary']}"
+                                                                  if analysis.get("summary") else ""))
+            table = analysis.get("table")
+            if isinstance(table, dict) and table.get("headers") and table.get("rows"):
+                st.dataframe(pd.DataFrame([[fmt(cell) if isinstance(cell, float) else cell for cell in row]
+                                           for row in table["rows"]], columns=[str(h) for h in table["headers"]]),
+                             hide_index=True, width="stretch")
+
 with st.expander("The run's own fairness plots"):
     paths = [*plots_matching(entry, "fairness_"), *plots_matching(entry, "compression_heatmap"),
              *plots_matching(entry, "mitigation")]
