@@ -42,6 +42,18 @@ def _eod(model: str, name: str) -> float | None:
     return value_of(((disparities.get(model) or {}).get(name) or {}).get("equalized_odds_difference"))
 
 
+with st.expander("Glossary"):
+    st.markdown(
+        "- **TPR** (true-positive rate, recall): of the group's real positives, the share the model flags.\n"
+        "- **FPR** (false-positive rate): of the group's real negatives, the share the model flags anyway.\n"
+        "- **Equalized odds difference**: the larger of the gap in TPR and the gap in FPR between the best "
+        "and the worst group (0: every group is treated alike on both).\n"
+        "- **Demographic parity difference**: the gap in the share flagged (selection rate) between groups, "
+        "whatever their labels.\n"
+        "- **Flagged cell**: a group whose rate changed under compression by more than its paired 95 % interval "
+        "allows by chance.\n"
+        "- **Inconclusive**: the interval straddles the gate's limit, or a group has too few positives to judge.")
+
 with guard("Did compression hurt a group?"):
     st.subheader("Did compression hurt a group?", anchor="hurt")
     summary, words = [], []
