@@ -31,7 +31,7 @@ if good:
     with guard("The runs table"):
         table = pd.DataFrame([{
             "domain": entry.domain,
-            "run": entry.run_id,
+            "run": entry.run_id + (" (quick)" if (entry.manifest.get("config") or {}).get("quick") else ""),
             "created (UTC)": entry.created.replace("T", " ").replace("+00:00", ""),
             "data source": entry.data_source,
             "gate": entry.gate_verdict,
@@ -44,6 +44,10 @@ if good:
             "unlisted files": len(entry.unlisted),
         } for entry in shown])
         st.dataframe(table, hide_index=True, width="stretch", column_config={
+            # The key columns stay in view while a wide table scrolls sideways.
+            "domain": st.column_config.TextColumn("domain", pinned=True),
+            "run": st.column_config.TextColumn("run", pinned=True),
+            "gate": st.column_config.TextColumn("gate", pinned=True),
             "why": st.column_config.TextColumn("why (failed checks)", width="large"),
             "folder": st.column_config.TextColumn("folder (in the reports folder)"),
         })
