@@ -905,6 +905,12 @@ def _seed_spread_lines(result: dict) -> list[str]:
 
 
 # Results files that are not pipeline runs, by case, and the function that renders each.
+def _runtime_agreement_lines(result: dict) -> list[str]:
+    from benchmarks.runtime_agreement import lines  # it imports this module
+
+    return lines(result)
+
+
 _OWN_TABLES = {
     "shapley-error": _shapley_error_lines,
     "seed-spread": _seed_spread_lines,
@@ -918,6 +924,7 @@ _OWN_TABLES = {
     "sentiment-cnn-variants": _cnn_variant_lines,
     "pruning-learning-rate": _pruning_rate_lines,
     "dashboard": _dashboard_lines,
+    "runtime-agreement": _runtime_agreement_lines,
 }
 
 
