@@ -94,3 +94,19 @@ def test_shapley_error_table_names_the_method_and_the_error():
     assert ("| imaging | 64 | 2 antithetic permutations | 64-permutation reference | 0.0123 (0.0020) | "
             "0.00123 (0.00030) |") in text
     assert "max 0.0300, mean 0.00400 (5 rows)" in text
+
+
+def test_runtime_agreement_table_shows_both_litert_kernels_and_a_rejected_variant():
+    from benchmarks.runtime_agreement import lines
+
+    result = {"command": "python -m benchmarks.runtime_agreement", "measured_utc": "2026-11-27T14:00:00+00:00",
+              "machine": {"cpus": 2}, "cases": {"imaging-default": {"variants": {
+                  "int8": {"micro_supported": True, "rows": 959, "threshold": 0.4,
+                           "litert_xnnpack": {"identical_decisions": 0.9979, "changed_decisions": 2,
+                                              "identical_outputs": 0.8, "max_output_difference_steps": 3.0},
+                           "litert_reference_kernels": {"identical_decisions": 1.0, "changed_decisions": 0,
+                                                        "identical_outputs": 1.0, "max_output_difference_steps": 0.0}},
+                  "qat_int8": {"micro_supported": False, "first_unsupported": "CONV_2D (node 0): no"}}}}}
+    table = "\n".join(lines(result))
+    assert "| imaging-default | int8 | 959 | 0.9979 (2) | 3 | 1.0000 (0) | 0 | 1.0000 |" in table
+    assert "| imaging-default | qat_int8 | — | does not run: CONV_2D (node 0): no |" in table
