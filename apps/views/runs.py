@@ -23,6 +23,16 @@ columns[1].metric("Gate passed", sum(entry.gate_passed is True for entry in good
 columns[2].metric("Gate failed", sum(entry.gate_passed is False for entry in good))
 columns[3].metric("Unfinished or corrupt", len(broken))
 
+def _widening(entry) -> str:
+    """Did compression hurt a group? The gate's widening check, in a word and its value."""
+    for check in (entry.gate or {}).get("checks") or []:
+        if isinstance(check, dict) and check.get("name") == "group gap widening by compression":
+            value = check.get("value")
+            shown = f" ({value:+.3f})" if isinstance(value, (int, float)) else ""
+            return ("no" if check.get("passed") else "YES") + shown
+    return "not measured"
+
+
 if good:
     domains = sorted({entry.domain for entry in good})
     chosen = st.multiselect("Domains", domains, default=domains, key="runs_domains",
@@ -37,6 +47,7 @@ if good:
             "gate": entry.gate_verdict,
             "why": "; ".join(entry.gate_reasons) if entry.gate_passed is False else "",
             "shipped": entry.ship_variant,
+            "compression widened a gap?": _widening(entry),
             "headline": (f"{entry.headline_metric} {entry.headline_value:.4f}"
                          if entry.headline_value is not None else ""),
             "seed": entry.manifest.get("seed"),
