@@ -182,7 +182,7 @@ def test_model_card_has_every_section_and_the_gate(finished_run):
         assert f"## {section}" in card, section
     assert "## Gate" in card and "What compression did to each group" in card
     page = (outcome.run_dir / artifacts.MODEL_CARD_HTML).read_text()
-    assert page.startswith("<!DOCTYPE html>") and "<h2>Factors</h2>" in page
+    assert page.startswith("<!DOCTYPE html>") and '<h2 id="card-factors">Factors</h2>' in page
     for image in (outcome.run_dir / "plots").iterdir():
         assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     gate = json.loads((outcome.run_dir / artifacts.GATE).read_text())
