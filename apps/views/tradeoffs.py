@@ -83,6 +83,19 @@ with guard("The decision table"):
                                    if device.get("sources") else ""))
                 st.code(device["python_snippet"], language="python")
 
+def _label_sides(xs: list[float], ys: list[float]) -> list[str]:
+    """"above" or "below" per point: a point close to one already labelled above gets its label below,
+    so that two variants of about the same size and quality do not print their names on each other."""
+    span_x = (max(xs) - min(xs)) or 1.0
+    span_y = (max(ys) - min(ys)) or 1.0
+    sides: list[str] = []
+    for index, (x, y) in enumerate(zip(xs, ys)):
+        near = [sides[j] for j in range(index)
+                if abs(xs[j] - x) < 0.12 * span_x and abs(ys[j] - y) < 0.08 * span_y]
+        sides.append("below" if near and near[-1] == "above" else "above")
+    return sides
+
+
 with guard("The trade-off plot"):
     st.subheader(f"{headline} against size and latency", anchor="tradeoff")
     axes = {"file size (KB)": ("bytes", 1 / 1024), "gzip size (KB)": ("gzip_bytes", 1 / 1024),
@@ -115,10 +128,12 @@ with guard("The trade-off plot"):
                      alt.Tooltip("same decisions:Q", format=".4f"), "Pareto", "role"])
         line = alt.Chart(frame[frame["Pareto"] == "on the front"].sort_values("x")).mark_line(
             color="#1a73e8", strokeDash=[4, 3]).encode(x="x:Q", y=f"{headline}:Q")
-        labels = base.mark_text(align="left", dx=9, dy=-6, fontSize=11).encode(
-            text=alt.Text("label:N")).transform_calculate(
+        frame["side"] = _label_sides(frame["x"].tolist(), frame[headline].tolist())
+        labels = [base.transform_filter(f"datum.side == '{side}'").mark_text(
+            align="left", dx=9, dy=dy, fontSize=11).encode(text=alt.Text("label:N")).transform_calculate(
             label="datum.variant + (datum.role == 'shipped' ? ' (shipped)' : '')")
-        layers = [line, dots, labels]
+            for side, dy in (("above", -8), ("below", 12))]
+        layers = [line, dots, *labels]
         float_quality = ((metrics.get("keras_float") or {}).get("quality") or {}).get(headline)
         if isinstance(float_quality, (int, float)):
             layers.append(alt.Chart(pd.DataFrame({"y": [float_quality]})).mark_rule(
