@@ -26,7 +26,7 @@ PAGES = [
     ("Compare runs", "Settings that differ", ["Run A", "Run B", "Gate checks", "Variants"]),
     ("Edge trade-offs", "Every variant, run in LiteRT", [
         "the variant chosen to ship", "Variant qat_int8 was not built: converter crashed (exit 139)",
-        "Dashed blue line: the Pareto front", "Latency (LiteRT, 1 thread)"]),
+        "(no other variant is smaller or faster with an equal or better", "Latency (LiteRT, 1 thread)"]),
     ("Fairness", "What compression did to each group", [
         "Metrics by Sex", "Disparities", "Mitigation: before and after", "as error bars"]),
     ("Explanations", "Local explanations, float and shipped model side by side", [

@@ -109,7 +109,7 @@ with guard("The trade-off plot"):
         "variant": row["variant"], "x": row[field] * scale, headline: row["headline"],
         "role": "shipped" if row["shipped"] else ("Pareto front" if on_front else "dominated"),
         "Pareto": "on the front" if on_front else "dominated",
-        "size KB": (row["bytes"] or 0) / 1024, "latency µs": (row["latency_ms"] or 0) * 1000, "sparsity": row["sparsity"],
+        "size KB": (row["bytes"] or 0) / 1024, "latency_us": (row["latency_ms"] or 0) * 1000, "sparsity": row["sparsity"],
         "same decisions": row["identical_decisions"],
     } for row, on_front in zip(points, front)])
     if frame.empty:
@@ -124,7 +124,8 @@ with guard("The trade-off plot"):
             shape=alt.Shape("role:N", scale=alt.Scale(domain=["shipped", "Pareto front", "dominated"],
                                                       range=["diamond", "circle", "circle"]), legend=None),
             tooltip=["variant", alt.Tooltip(f"{headline}:Q", format=".4f"), alt.Tooltip("size KB:Q", format=".1f"),
-                     alt.Tooltip("latency µs:Q", format=".1f"), alt.Tooltip("sparsity:Q", format=".2f"),
+                     alt.Tooltip("latency_us:Q", format=".1f", title="latency (µs)"),
+                     alt.Tooltip("sparsity:Q", format=".2f"),
                      alt.Tooltip("same decisions:Q", format=".4f"), "Pareto", "role"])
         line = alt.Chart(frame[frame["Pareto"] == "on the front"].sort_values("x")).mark_line(
             color="#1a73e8", strokeDash=[4, 3]).encode(x="x:Q", y=f"{headline}:Q")
@@ -139,8 +140,11 @@ with guard("The trade-off plot"):
             layers.append(alt.Chart(pd.DataFrame({"y": [float_quality]})).mark_rule(
                 color="#d93025", strokeDash=[2, 2]).encode(y="y:Q", tooltip=[alt.Tooltip("y:Q", title="Keras float")]))
         st.altair_chart(alt.layer(*layers).properties(height=380).interactive(), width="stretch")
-        st.caption("Dashed blue line: the Pareto front (no other variant is smaller or faster with an equal or "
-                   f"better {headline}); red dotted rule: the Keras float model; diamond: the shipped variant.")
+        on_front = frame.loc[frame["Pareto"] == "on the front", "variant"].tolist()
+        front_text = ("Dashed blue line: the Pareto front" if len(on_front) > 1 else
+                      f"The Pareto front is one variant, {', '.join(on_front) or 'none'} (no line to draw)")
+        st.caption(f"{front_text} (no other variant is smaller or faster with an equal or better {headline}); blue: "
+                   "on the front; red dotted rule: the Keras float model; diamond: the shipped variant.")
 
 with guard("The variant table"):
     st.subheader("Every variant, run in LiteRT", anchor="variants")
@@ -175,23 +179,25 @@ with guard("The variant table"):
 
 with guard("The latency and agreement charts"):
     left, right = st.columns(2)
-    bars = pd.DataFrame([{"variant": row["variant"], "latency µs": (row["latency_ms"] or 0) * 1000,
-                          "same decisions as float": row["identical_decisions"],
-                          "changed decisions %": 100 * (1 - (row["identical_decisions"] if row["identical_decisions"]
-                                                             is not None else 1)),
+    # Plain ASCII field names: Vega-Lite reads "." and some symbols in a field name as paths.
+    bars = pd.DataFrame([{"variant": row["variant"], "latency_us": (row["latency_ms"] or 0) * 1000,
+                          "agreement": row["identical_decisions"],
+                          "changed_pct": 100 * (1 - (row["identical_decisions"] if row["identical_decisions"]
+                                                     is not None else 1)),
                           "sparsity": row["sparsity"]} for row in built])
     if not bars.empty:
         left.altair_chart(alt.Chart(bars).mark_bar().encode(
-            x=alt.X("latency µs:Q", title="median latency (µs, this host's CPU)"),
+            x=alt.X("latency_us:Q", title="median latency (µs, this host's CPU)"),
             y=alt.Y("variant:N", sort=None, axis=alt.Axis(labelOverlap=False)),
-            tooltip=["variant", alt.Tooltip("latency µs:Q", format=".1f")]).properties(
-            title="Latency (LiteRT, 1 thread)", height=28 * len(bars) + 40), width="stretch")
+            tooltip=["variant", alt.Tooltip("latency_us:Q", format=".1f", title="latency (µs)")]).properties(
+            title="Latency (LiteRT, 1 thread)", height=alt.Step(28)), width="stretch")
         right.altair_chart(alt.Chart(bars).mark_bar(color="#34a853").encode(
-            x=alt.X("changed decisions %:Q", title="test decisions that differ from the float model (%)"),
+            x=alt.X("changed_pct:Q", title="test decisions that differ from the float model (%)"),
             y=alt.Y("variant:N", sort=None, axis=alt.Axis(labelOverlap=False)),
-            tooltip=["variant", alt.Tooltip("same decisions as float:Q", format=".4f"),
-                     alt.Tooltip("changed decisions %:Q", format=".2f"), alt.Tooltip("sparsity:Q", format=".2f")]
-        ).properties(title="Decisions changed by compression", height=28 * len(bars) + 40), width="stretch")
+            tooltip=["variant", alt.Tooltip("agreement:Q", format=".4f", title="same decisions as float"),
+                     alt.Tooltip("changed_pct:Q", format=".2f", title="changed (%)"),
+                     alt.Tooltip("sparsity:Q", format=".2f")]
+        ).properties(title="Decisions changed by compression", height=alt.Step(28)), width="stretch")
 
 with guard("The gate checks"):
     st.subheader("Gate", anchor="gate")
