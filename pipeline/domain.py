@@ -194,12 +194,13 @@ def with_raw_values(explanation: dict, raw) -> dict:
     for model in explanation.get("models", {}).values():
         for local in model.get("local", []):
             row = raw.iloc[int(local["row_id"])]
-            local["raw_values"] = {column: _plain(row[column]) for column in local.get("contributions", {})
+            local["raw_values"] = {column: plain_value(row[column]) for column in local.get("contributions", {})
                                    if column in raw.columns}
     return explanation
 
 
-def _plain(value):
+def plain_value(value):
+    """A cell as a JSON / Python literal: numbers and text as they are, missing values as None."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and value != value:

@@ -251,7 +251,9 @@ def raw_example(raw, index: int, preprocessing: dict) -> tuple[str, dict | None]
             "raw = np.array(example[\"values\"], dtype=example[\"dtype\"])  # one raw example, shape "
             "(1, ...)")
     if isinstance(raw, pd.DataFrame):
-        row = {str(column): _plain(value) for column, value in raw.iloc[index].items()}
+        from pipeline.domain import plain_value
+
+        row = {str(column): plain_value(value) for column, value in raw.iloc[index].items()}
         return f"raw = pd.DataFrame([{row!r}])  # one raw row, as the data file holds it", None
     if hasattr(raw, "channels") and hasattr(raw, "values"):  # sensor windows: channels in the spec's order
         order = [list(raw.channels).index(c) for c in [*preprocessing["settings"], *preprocessing["sensors"]]]
@@ -262,17 +264,6 @@ def raw_example(raw, index: int, preprocessing: dict) -> tuple[str, dict | None]
     if array.dtype == object or array.dtype.kind in "US":
         return f"raw = np.array([{str(array[index])!r}], dtype=object)  # one raw text", None
     return read, {"dtype": array.dtype.name, "values": array[index:index + 1].tolist()}
-
-
-def _plain(value):
-    """A cell as a Python literal: numbers and text as they are, missing values as None."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, (int, float, str, bool)) or value is None:
-        return value
-    return str(value)
 
 
 def python_snippet(*, domain: str, variant: str, raw_code: str) -> str:
