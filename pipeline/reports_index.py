@@ -511,7 +511,7 @@ def _get(mapping: Any, *keys: str) -> Any:
 
 def tradeoff_rows(manifest: dict, metrics: dict | None, compression: dict | None = None,
                   gate: dict | None = None) -> list[dict]:
-    """One row per variant: quality, size, latency, sparsity, agreement, shipped, Pareto.
+    """One row per variant: quality, decision threshold, size, latency, sparsity, agreement, shipped, Pareto.
 
     `pareto_size` is the front of (smaller file, better headline metric); `pareto_all` the
     front of (smaller file, lower latency, better headline metric). Variants that failed
@@ -527,6 +527,7 @@ def tradeoff_rows(manifest: dict, metrics: dict | None, compression: dict | None
         rows.append({
             "variant": name, "status": "ok", "reason": None, "shipped": name == ship,
             "headline": _number(_get(result, "quality", headline)),
+            "threshold": _number(_get(result, "quality", "threshold")),
             "bytes": _number(_get(result, "size", "bytes")), "gzip_bytes": _number(_get(result, "size", "gzip_bytes")),
             "ratio_to_float32": _number(_get(result, "size", "ratio_to_float32")),
             "sparsity": _number(_get(result, "sparsity", "sparsity")),
@@ -558,6 +559,38 @@ def tradeoff_rows(manifest: dict, metrics: dict | None, compression: dict | None
         rows.append({"variant": name, "status": "failed", "reason": str(reason), "shipped": name == ship,
                      "pareto_size": False, "pareto_all": False})
     return rows
+
+
+def label_heights(xs: list[float], ys: list[float], *, plot_height_px: float, y_span: float | None = None,
+                  line_px: float = 13.0, near_x: float = 0.12, lift_px: float = 8.0) -> list[float]:
+    """Where to print each point's name on a scatter, in the y axis's units, so that no two names overlap.
+
+    Names are printed to the right of their points. Points whose x lie within `near_x` of the x
+    span of each other form one column of names; in a column, from the top down, each name goes
+    `lift_px` above its point unless that is less than `line_px` below the name above it, in
+    which case it goes exactly that far below. `plot_height_px` is the height `y_span` (by default
+    the span of `ys`; larger when the axis shows more, such as a reference line) is drawn on.
+    Returns one y per point, in the input's order."""
+    if not ys:
+        return []
+    span_x = (max(xs) - min(xs)) or 1.0
+    span_y = y_span or (max(ys) - min(ys)) or 1.0
+    per_px = span_y / max(plot_height_px, 1.0)
+    columns: list[list[int]] = []
+    for index in sorted(range(len(xs)), key=lambda i: xs[i]):
+        if columns and abs(xs[index] - xs[columns[-1][0]]) < near_x * span_x:
+            columns[-1].append(index)
+        else:
+            columns.append([index])
+    heights = [0.0] * len(ys)
+    for column in columns:
+        previous = None
+        for index in sorted(column, key=lambda i: -ys[i]):
+            wanted = ys[index] + lift_px * per_px
+            if previous is not None:
+                wanted = min(wanted, previous - line_px * per_px)
+            heights[index] = previous = wanted
+    return heights
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:

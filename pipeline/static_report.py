@@ -27,6 +27,7 @@ import base64
 import hashlib
 import html
 import os
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -182,6 +183,25 @@ def _card_body(entry: RunEntry, images: dict[str, str]) -> tuple[str, set[str]]:
     return "<p class=\"note\">This run has no model card.</p>", set()
 
 
+_CARD_SECTION = re.compile(r'<h2 id="(card-[a-z0-9-]+)">(.*?)</h2>', re.DOTALL)
+
+
+def _contents(card: str, *, with_plots: bool) -> str:
+    """The report's table of contents: its own sections, and each section of the model card
+    (the card's h2 carry `card-<slug>` ids, the only id the sanitiser keeps)."""
+    links = [("gate", "Gate"), ("tradeoffs", "Edge trade-offs"), ("card", "Model card")]
+    sections = [(anchor, re.sub(r"<[^>]+>", "", title)) for anchor, title in _CARD_SECTION.findall(card)]
+    items = [f'<li><a href="#{anchor}">{_escape(html.unescape(title))}</a>' for anchor, title in links]
+    if sections:
+        items[-1] += "<ul>" + "".join(f'<li><a href="#{anchor}">{_escape(html.unescape(title))}</a></li>'
+                                      for anchor, title in sections) + "</ul>"
+    items = [item + "</li>" for item in items]
+    if with_plots:
+        items.append('<li><a href="#plots">More plots from this run</a></li>')
+    items.append('<li><a href="#artifacts">Artifacts</a></li>')
+    return '<nav aria-label="Contents"><strong>Contents</strong><ul>' + "".join(items) + "</ul></nav>"
+
+
 def render(entry: RunEntry) -> str:
     """The self-contained HTML report of one verified run."""
     if not entry.ok:
@@ -212,10 +232,13 @@ def render(entry: RunEntry) -> str:
                            + (f"; <strong>warning</strong>: {_escape(entry.unlisted_warning)}"
                               if entry.unlisted_warning else ""))]
     out.append(_table(["", ""], [[f"<strong>{k}</strong>", v] for k, v in facts]))
+    card, shown = _card_body(entry, images)
+    others = [path for path in images if path not in shown]
+    out.append(_contents(card, with_plots=bool(others)))
 
     passed = gate.get("passed") is True  # only a real true passes: a tampered "false" string does not
     verdict = verdict_label(gate, gate=True)
-    out.append(f"<div class=\"verdict {'passed' if passed else 'failed'}\">Gate {_escape(verdict)} for "
+    out.append(f"<div class=\"verdict {'passed' if passed else 'failed'}\" id=\"gate\">Gate {_escape(verdict)} for "
                f"<code>{_escape(gate.get('ship_variant'))}</code></div>")
     checks = [c for c in gate.get("checks") or [] if isinstance(c, dict)]
     if checks:
@@ -225,39 +248,38 @@ def render(entry: RunEntry) -> str:
              _escape(c.get("explanation"))] for c in checks],
             numeric={1, 2}))
 
-    out.append("<h2>Edge trade-offs</h2>")
+    out.append("<h2 id=\"tradeoffs\">Edge trade-offs</h2>")
     rows = tradeoff_rows(manifest, metrics, compression, gate)
     table_rows = []
     for row in rows:
         name = f"<code>{_escape(row['variant'])}</code>" + (" (shipped)" if row["shipped"] else "")
         if row["status"] != "ok":
-            table_rows.append([name, f"not built: {_escape(row['reason'])}", *[""] * 7])
+            table_rows.append([name, f"not built: {_escape(row['reason'])}", *[""] * 8])
             continue
         table_rows.append([
-            name, _cell(row["headline"]),
+            name, _cell(row["headline"]), _cell(row["threshold"]),
             "n/a" if row["bytes"] is None else f"{row['bytes'] / 1024:.1f} KB",
             "n/a" if row["gzip_bytes"] is None else f"{row['gzip_bytes'] / 1024:.1f} KB",
-            _cell(row["sparsity"], 2), "n/a" if row["latency_ms"] is None else f"{row['latency_ms']:.4f} ms",
+            _cell(row["sparsity"], 2), "n/a" if row["latency_ms"] is None else f"{row['latency_ms'] * 1000:.1f} µs",
             _cell(row["identical_decisions"]), "yes" if row["pareto_size"] else "",
             "yes" if row["pareto_all"] else ""])
-    out.append(_table(["variant", _escape(headline), "size", "gzip", "sparsity", "latency (median)",
+    out.append(_table(["variant", _escape(headline), "decision threshold", "size", "gzip", "sparsity", "latency (median, 1 thread, host CPU)",
                        "same decisions as float", "Pareto: size vs quality", "Pareto: size, latency, quality"],
-                      table_rows, numeric={1, 2, 3, 4, 5, 6}))
-    out.append("<p class=\"note\">Pareto: no other variant is at least as small (and as fast) with an equal or "
-               f"better {_escape(headline)}.</p>")
+                      table_rows, numeric={1, 2, 3, 4, 5, 6, 7}))
+    out.append("<p class=\"note\">Decision threshold: a device flags a case when the model's output reaches it; "
+               "each variant has its own, chosen on the validation split. Pareto: no other variant is at least as "
+               f"small (and as fast) with an equal or better {_escape(headline)}.</p>")
 
-    card, shown = _card_body(entry, images)
-    out.append("<section class=\"card\">" + card + "</section>")
+    out.append("<section class=\"card\" id=\"card\">" + card + "</section>")
 
-    others = [path for path in images if path not in shown]
     if others:
-        out.append("<h2>More plots from this run</h2>")
+        out.append("<h2 id=\"plots\">More plots from this run</h2>")
         for path in others:
             caption = Path(path).stem.replace("_", " ")
             out.append(f"<figure><img src=\"{images[path]}\" alt=\"{_escape(caption)}\">"
                        f"<figcaption>{_escape(path)}</figcaption></figure>")
 
-    out.append("<h2>Artifacts</h2><p class=\"note\">Every file of the run folder, as the manifest lists it; "
+    out.append("<h2 id=\"artifacts\">Artifacts</h2><p class=\"note\">Every file of the run folder, as the manifest lists it; "
                "the <code>.tflite</code> files and the whole run are in the run folder.</p>")
     out.append(_table(["path", "role", "bytes", "SHA-256"], [
         [f"<code>{_escape(path)}</code>", _escape(record.get("role")), _cell(record.get("bytes")),

@@ -36,6 +36,36 @@ PAGES = [
 ]
 
 
+_EMPTY_FRAMES = """
+import altair as alt, pandas as pd, streamlit as st
+rows = pd.DataFrame({"variant": ["a", "b", "c"], "value": [1.0, 2.0, 3.0]})
+st.subheader("drawn")
+st.altair_chart(alt.Chart(rows).mark_bar().encode(x="value:Q", y="variant:N").properties(height=alt.Step(28)))
+st.subheader("bands collapsed")
+st.altair_chart(alt.Chart(rows).mark_bar().encode(x="value:Q", y="variant:N").properties(height=alt.Step(0)))
+st.subheader("marks outside the scale")
+st.altair_chart(alt.Chart(rows).mark_bar(clip=True).encode(
+    x=alt.X("value:Q", scale=alt.Scale(domain=[10, 20])), y="variant:N").properties(height=120))
+"""
+
+
+def test_the_mark_check_tells_a_drawn_chart_from_an_empty_frame(tmp_path):
+    """Height alone passes all three of these charts; the mark check passes only the first."""
+    script = tmp_path / "frames.py"
+    script.write_text(_EMPTY_FRAMES)
+    with browser.running_dashboard(None, tmp_path / "frames.log", script=script) as url:
+        driver = browser.new_driver(tmp_path)
+        try:
+            driver.get(url)
+            browser.wait_for_text(driver, "marks outside the scale")
+            browser.wait_until_idle(driver)
+            assert all(height > 0 for _, height in browser.chart_heights(driver))
+            drawn = dict(browser.chart_marks(driver))
+        finally:
+            driver.quit()
+    assert drawn == {"drawn": 3, "bands collapsed": 0, "marks outside the scale": 0}
+
+
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     """The dashboard over the standard fixture reports, and one headless Chromium on it."""
@@ -87,6 +117,8 @@ def test_every_chart_of_every_domain_is_drawn_the_console_is_clean_and_nothing_i
             heights = browser.chart_heights(driver)
             assert heights, (label, domain)
             assert all(height > 0 for _, height in heights), (label, domain, heights)
+            marks = browser.chart_marks(driver)  # and marks inside it, not an empty frame
+            assert all(drawn > 0 for _, drawn in marks), (label, domain, marks)
             assert browser.console_errors(driver) == [], (label, domain)
             drawn[(label, domain)] = len(heights)
     assert browser.outside_requests(driver, url) == []

@@ -1,7 +1,7 @@
 """The gate: each limit can fail on its own; noise alone does not fail a run."""
 
 from pipeline.config import FLOAT_MODEL, GateThresholds
-from pipeline.stages.gate import apply_gate
+from pipeline.stages.gate import MITIGATION_WORSE_MARGIN, apply_gate, mitigation_made_worse
 
 QUALITIES = {FLOAT_MODEL: {"pr_auc": 0.60}, "int8": {"pr_auc": 0.595}}
 
@@ -121,3 +121,14 @@ def test_verdict_labels_read_old_records_too():
     assert verdict_of({"passed": True}) == "pass" and verdict_of({"passed": "true"}) == "fail"
     assert verdict_label({"verdict": "inconclusive", "passed": False}) == "INCONCLUSIVE (counted as failed)"
     assert verdict_label({"verdict": "pass", "passed": True}, gate=True) == "PASSED"
+
+
+def test_mitigation_made_worse_names_the_columns_whose_gap_grew_past_the_margin():
+    def report(sex, age):
+        return {"disparities": {"sex": {"equalized_odds_difference": {"value": sex}},
+                                "age": {"equalized_odds_difference": age}}}
+    mitigation = {"before": report(0.20, 0.30), "after": report(0.20 + MITIGATION_WORSE_MARGIN / 2, 0.45)}
+    assert mitigation_made_worse(mitigation) == ["age"]  # sex moved by less than the margin
+    assert mitigation_made_worse({"before": report(0.2, 0.3), "after": report(0.1, None)}) == []
+    # the record's own answer wins (mitigation.json carries it since it was written by the audit stage)
+    assert mitigation_made_worse({**mitigation, "made_worse": []}) == []

@@ -186,6 +186,22 @@ def test_pareto_flags():
     assert index.pareto_flags([(1, 5, 0.9), (1, 1, 0.9), (2, 1, 0.95)], (False, False, True)) == [False, True, True]
 
 
+def test_label_heights_keep_crowded_names_a_line_apart():
+    # sentiment's demo run: three int8-family variants within 0.0006 of each other at ~103 KB, and
+    # float32 far to the right; the axis spans 0.004 over 287 px
+    xs = [103.0, 103.2, 103.1, 362.0]
+    ys = [0.9163, 0.9161, 0.9157, 0.9133]
+    heights = index.label_heights(xs, ys, plot_height_px=287, y_span=0.004)
+    per_px = 0.004 / 287
+    column = sorted(heights[:3], reverse=True)
+    assert all(above - below >= 13 * per_px - 1e-12 for above, below in zip(column, column[1:]))
+    assert heights[0] == ys[0] + 8 * per_px  # the top name sits just above its point
+    assert heights[3] == ys[3] + 8 * per_px  # a point alone in its column is not moved
+    # points far apart keep their names just above them
+    assert index.label_heights([0.0, 1.0], [0.5, 0.5], plot_height_px=100) == [0.5 + 8 / 100 * 1.0] * 2
+    assert index.label_heights([], [], plot_height_px=100) == []
+
+
 def test_tradeoff_rows_mark_the_front_the_shipped_and_the_failed_variants(tmp_path):
     folder = fixtures.write_run(tmp_path)
     entry = index.verify_run(folder)
@@ -198,7 +214,7 @@ def test_tradeoff_rows_mark_the_front_the_shipped_and_the_failed_variants(tmp_pa
     assert not rows["float32"]["pareto_size"]
     assert rows["qat_int8"]["status"] == "failed" and "exit 139" in rows["qat_int8"]["reason"]
     assert index.tradeoff_rows({}, {"variants": {"x": {"quality": "odd"}, "y": 3}}) == [
-        {"variant": "x", "status": "ok", "reason": None, "shipped": False, "headline": None, "bytes": None,
+        {"variant": "x", "status": "ok", "reason": None, "shipped": False, "headline": None, "threshold": None, "bytes": None,
          "gzip_bytes": None, "ratio_to_float32": None, "sparsity": None, "latency_ms": None,
          "identical_decisions": None, "changed_decisions": None, "max_score_difference": None,
          "pareto_size": False, "pareto_all": False}]

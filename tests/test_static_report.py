@@ -189,7 +189,7 @@ def test_sanitising_keeps_what_a_model_card_shows(tmp_path):
     folder = _with_card(tmp_path, card)
     page = static_report.render(index.verify_run(folder))
     assert _violations(page, _plot_bytes(folder)) == []
-    section = page[page.index('<section class="card">'):page.index("</section>")]
+    section = page[page.index('<section class="card" id="card">'):page.index("</section>")]
     tags = [tag for tag, _, _ in _Page(section).tags]
     for tag in ["h1", "h2", "h3", "p", "strong", "code", "ol", "li", "em", "pre", "table", "thead", "tbody",
                 "th", "td", "a", "figure", "img", "figcaption"]:
@@ -234,6 +234,10 @@ def test_report_is_self_contained(tmp_path):
     assert page.startswith("<!DOCTYPE html>")
     assert "<script" not in page.lower() and "<link" not in page.lower() and "@import" not in page
     sources = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page)
+    links = [source for source in sources if source.startswith("#")]  # the contents: links within the page
+    assert {"#gate", "#tradeoffs", "#card", "#artifacts"} <= set(links)
+    assert all(f'id="{link[1:]}"' in page for link in links), links
+    sources = [source for source in sources if not source.startswith("#")]
     assert sources and all(source.startswith("data:image/png;base64,") for source in sources), sources
     # the card's plot is the run's own PNG, byte for byte
     embedded = {base64.b64decode(source.split(",", 1)[1]) for source in sources}

@@ -5,7 +5,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pipeline.stages.gate import verdict_of
+from pipeline.stages.gate import mitigation_made_worse, verdict_of
 from common import (contents, estimate, fmt, guard, interval_of, load_bytes, load_json, pick_run, plots_matching, show_plot,
                     value_of)
 
@@ -305,11 +305,7 @@ with guard("Mitigation"):
                     rows.append({"measure": f"{key.replace('_', ' ')} by {col}", "before": fmt(value_of(value)),
                                  "after": fmt(value_of(((after.get("disparities") or {}).get(col) or {}).get(key)))})
         st.table(pd.DataFrame(rows))
-        worse = [col for col, values in (before.get("disparities") or {}).items()
-                 if value_of((values or {}).get("equalized_odds_difference")) is not None
-                 and value_of(((after.get("disparities") or {}).get(col) or {}).get("equalized_odds_difference"))
-                 is not None and value_of(after["disparities"][col]["equalized_odds_difference"])
-                 > value_of(values["equalized_odds_difference"]) + 0.01]
+        worse = mitigation_made_worse(mitigation)
         if worse:
             st.warning("Mitigation made equalized odds worse on the test split by " + ", ".join(worse)
                        + ": the thresholds fitted on the validation split did not carry over.")

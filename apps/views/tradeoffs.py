@@ -7,6 +7,7 @@ import streamlit as st
 
 from common import contents, fmt, guard, load_json, pick_run, show_plot
 from pipeline import reports_index as index
+from pipeline.stages.deploy import decision_rows
 from pipeline.stages.gate import verdict_label
 
 entry = pick_run("Edge trade-offs")
@@ -49,22 +50,16 @@ with guard("The decision table"):
                        f"(the threshold of `{decision['ship_variant']}`)." if decision.get("threshold") is not None
                        else ""))
         targets = [target["name"] for target in deployment["targets"]]
-        table = []
-        for variant in decision["order"]:
-            entry_ = deployment["variants"][variant]
-            row = decision["table"][variant]
-            micro = entry_.get("microcontroller") or {}
-            agreement = micro.get("agreement_with_litert") or {}
-            table.append({
-                "variant": variant + (" (ships)" if variant == decision["ship_variant"] else ""),
-                "flash KB": round(entry_["flash_bytes"] / 1024, 1),
-                "arena KB (tflite-micro)": round(micro["arena_bytes"] / 1024, 1) if micro.get("supported") else None,
-                "same decisions as LiteRT": agreement.get("identical_decisions"),
-                **{f"{'★ ' if t in named else ''}{t}": "✔ fits" if row["targets"][t]["fits"] else
-                   "✘ " + "; ".join(row["targets"][t]["why_not"]) for t in targets},
-                "validation checks": row["validation_verdict"],
-                "why not chosen": row["why_not_chosen"] or "chosen",
-            })
+        table = [{
+            "variant": row["variant"] + (" (ships)" if row["ships"] else ""),
+            "flash KB": round(row["flash_bytes"] / 1024, 1),
+            "arena KB (tflite-micro)": None if row["arena_bytes"] is None else round(row["arena_bytes"] / 1024, 1),
+            "same decisions as LiteRT": row["agreement_with_litert"],
+            **{f"{'★ ' if t in named else ''}{t}": "✔ fits" if row["targets"][t]["fits"] else
+               "✘ " + "; ".join(row["targets"][t]["why_not"]) for t in targets},
+            "validation checks": row["validation_verdict"],
+            "why not chosen": row["why_not_chosen"] or "chosen",
+        } for row in decision_rows(deployment)]
         st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
         st.caption("✔ fits / ✘ does not fit each target (★: named for this run), measured: every variant was "
                    "loaded in the microcontroller runtime (TensorFlow Lite Micro) and its smallest tensor arena "
@@ -83,17 +78,8 @@ with guard("The decision table"):
                                    if device.get("sources") else ""))
                 st.code(device["python_snippet"], language="python")
 
-def _label_sides(xs: list[float], ys: list[float]) -> list[str]:
-    """"above" or "below" per point: a point close to one already labelled above gets its label below,
-    so that two variants of about the same size and quality do not print their names on each other."""
-    span_x = (max(xs) - min(xs)) or 1.0
-    span_y = (max(ys) - min(ys)) or 1.0
-    sides: list[str] = []
-    for index, (x, y) in enumerate(zip(xs, ys)):
-        near = [sides[j] for j in range(index)
-                if abs(xs[j] - x) < 0.12 * span_x and abs(ys[j] - y) < 0.08 * span_y]
-        sides.append("below" if near and near[-1] == "above" else "above")
-    return sides
+# The trade-off chart's plotting height: 380 px less its x axis and the y scale's padding.
+PLOT_PX = 380 - 45 - 2 * 24
 
 
 with guard("The trade-off plot"):
@@ -129,13 +115,15 @@ with guard("The trade-off plot"):
                      alt.Tooltip("same decisions:Q", format=".4f"), "Pareto", "role"])
         line = alt.Chart(frame[frame["Pareto"] == "on the front"].sort_values("x")).mark_line(
             color="#1a73e8", strokeDash=[4, 3]).encode(x="x:Q", y=f"{headline}:Q")
-        frame["side"] = _label_sides(frame["x"].tolist(), frame[headline].tolist())
-        labels = [base.transform_filter(f"datum.side == '{side}'").mark_text(
-            align="left", dx=9, dy=dy, fontSize=11).encode(text=alt.Text("label:N")).transform_calculate(
-            label="datum.variant + (datum.role == 'shipped' ? ' (shipped)' : '')")
-            for side, dy in (("above", -8), ("below", 12))]
-        layers = [line, dots, *labels]
         float_quality = ((metrics.get("keras_float") or {}).get("quality") or {}).get(headline)
+        # Names beside their points, stacked where points crowd, in the y axis's units so they share its scale.
+        spread = frame[headline].tolist() + ([float_quality] if isinstance(float_quality, (int, float)) else [])
+        frame["label_y"] = index.label_heights(frame["x"].tolist(), frame[headline].tolist(), plot_height_px=PLOT_PX,
+                                               y_span=max(spread) - min(spread))
+        labels = alt.Chart(frame).mark_text(align="left", baseline="middle", dx=9, fontSize=11).encode(
+            x="x:Q", y=alt.Y("label_y:Q", title=headline), text="label:N").transform_calculate(
+            label="datum.variant + (datum.role == 'shipped' ? ' (shipped)' : '')")
+        layers = [line, dots, labels]
         if isinstance(float_quality, (int, float)):
             layers.append(alt.Chart(pd.DataFrame({"y": [float_quality]})).mark_rule(
                 color="#d93025", strokeDash=[2, 2]).encode(y="y:Q", tooltip=[alt.Tooltip("y:Q", title="Keras float")]))
@@ -150,6 +138,7 @@ with guard("The variant table"):
     st.subheader("Every variant, run in LiteRT", anchor="variants")
     table = pd.DataFrame([{
         "variant": row["variant"], "shipped": row["shipped"], headline: row.get("headline"),
+        "threshold": row.get("threshold"),
         "size KB": None if row.get("bytes") is None else row["bytes"] / 1024,
         "gzip KB": None if row.get("gzip_bytes") is None else row["gzip_bytes"] / 1024,
         "size vs float32": row.get("ratio_to_float32"), "sparsity": row.get("sparsity"),
@@ -161,6 +150,8 @@ with guard("The variant table"):
     } for row in rows])
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         headline: st.column_config.NumberColumn(format="%.4f"),
+        "threshold": st.column_config.NumberColumn(format="%.4f", help="a device flags a case when the output "
+                                                   "reaches it; chosen on the validation split per variant"),
         "size KB": st.column_config.NumberColumn(format="%.1f"),
         "gzip KB": st.column_config.NumberColumn(format="%.1f"),
         "size vs float32": st.column_config.NumberColumn(format="%.3f"),

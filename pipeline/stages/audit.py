@@ -81,6 +81,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from pipeline.config import ALL_VARIANTS, FLOAT_MODEL
 from pipeline.artifacts import safe_name
 from pipeline.metrics import Predictions, choose_threshold, finite_or_none
+from pipeline.stages.gate import MITIGATION_WORSE_MARGIN, mitigation_made_worse
 
 # Quantiles of the bootstrap distribution reported as the 95 % interval.
 CI_QUANTILES = (0.025, 0.975)
@@ -888,6 +889,8 @@ def mitigate_with_threshold_optimizer(
 
     before = (test_scores >= threshold).astype(np.int64)
     test_groups = test_groups.reset_index(drop=True)
+    before_report = _decision_report(test_labels, before, test_groups)
+    after_report = _decision_report(test_labels, after, test_groups)
     return _json_safe({
         "status": "ok",
         "constraint": constraint,
@@ -897,8 +900,10 @@ def mitigate_with_threshold_optimizer(
         "seed": int(seed),
         "validation_rows": int(validation_labels.size),
         "test_rows": int(test_labels.size),
-        "before": _decision_report(test_labels, before, test_groups),
-        "after": _decision_report(test_labels, after, test_groups),
+        "before": before_report,
+        "after": after_report,
+        "made_worse": mitigation_made_worse({"before": before_report, "after": after_report}),
+        "made_worse_margin": MITIGATION_WORSE_MARGIN,
         "notes": [
             "the mitigated classifier uses a different, randomised threshold per group, so it needs "
             "the sensitive attribute at inference time; it is reported, not shipped",

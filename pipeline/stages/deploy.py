@@ -203,6 +203,32 @@ def choice_checks(decision: dict, *, ship_variant: str) -> list[dict]:
     return checks
 
 
+def decision_rows(deployment: dict) -> list[dict]:
+    """The decision table as plain rows, in the order the choice considered the variants: the one
+    row builder behind the model card's table and the dashboard's. Per row: variant, ships,
+    flash_bytes, runs_on_microcontroller, arena_bytes, agreement_with_litert (identical decisions),
+    micro_quality ({metric: value} on the microcontroller runtime), targets ({name: {fits, why_not}}),
+    validation_verdict, why_not_chosen (None for the shipped one)."""
+    decision = deployment["decision"]
+    rows = []
+    for variant in decision["order"]:
+        entry = deployment["variants"][variant]
+        row = decision["table"][variant]
+        micro = entry.get("microcontroller") or {}
+        runs = bool(micro.get("supported"))
+        rows.append({
+            "variant": variant, "ships": variant == decision["ship_variant"], "flash_bytes": entry["flash_bytes"],
+            "runs_on_microcontroller": runs, "arena_bytes": micro.get("arena_bytes") if runs else None,
+            "agreement_with_litert": (micro.get("agreement_with_litert") or {}).get("identical_decisions")
+            if runs else None,
+            "micro_quality": (micro.get("quality") or {}) if runs else {},
+            "targets": {name: {"fits": bool(fit["fits"]), "why_not": list(fit.get("why_not") or [])}
+                        for name, fit in row["targets"].items()},
+            "validation_verdict": row["validation_verdict"], "why_not_chosen": row["why_not_chosen"],
+        })
+    return rows
+
+
 # --------------------------------------------------------------------------------------
 # What a device needs
 # --------------------------------------------------------------------------------------

@@ -211,3 +211,28 @@ def _widening_check(thresholds, ship_variant, columns, audit) -> dict:
     return {"name": name, "value": value, "limit": thresholds.max_gap_widening, "passed": not failing,
             "explanation": f"{ship_variant} changes the {metric} gap by {column} by {value:+.4f}{shown} vs float: "
                            f"{verdict} (limit {thresholds.max_gap_widening})"}
+
+
+MITIGATION_WORSE_MARGIN = 0.01
+
+
+def mitigation_made_worse(mitigation: dict) -> list[str]:
+    """The columns whose equalized-odds difference on the test split is more than
+    MITIGATION_WORSE_MARGIN higher after mitigation than before: thresholds fitted on the
+    validation split that did not carry over. Read from the record when it has `made_worse`
+    (written since mitigation.json carries it), computed from before/after otherwise."""
+    if isinstance(mitigation.get("made_worse"), list):
+        return [str(column) for column in mitigation["made_worse"]]
+
+    def value(cell):
+        return cell.get("value") if isinstance(cell, dict) else cell
+
+    before = (mitigation.get("before") or {}).get("disparities") or {}
+    after = (mitigation.get("after") or {}).get("disparities") or {}
+    worse = []
+    for column, values in before.items():
+        was = value((values or {}).get("equalized_odds_difference"))
+        now = value((after.get(column) or {}).get("equalized_odds_difference"))
+        if isinstance(was, (int, float)) and isinstance(now, (int, float)) and now > was + MITIGATION_WORSE_MARGIN:
+            worse.append(str(column))
+    return worse

@@ -19,7 +19,8 @@ from matplotlib.figure import Figure
 
 from pipeline.artifacts import plot_path
 from pipeline.config import FLOAT_MODEL, THRESHOLD_RULES
-from pipeline.stages.gate import verdict_label, verdict_of
+from pipeline.stages.gate import mitigation_made_worse, verdict_label, verdict_of
+from pipeline.stages.deploy import decision_rows
 
 # ---- blocks ------------------------------------------------------------------------------
 
@@ -383,20 +384,13 @@ def _deployment(deployment: dict, manifest: dict) -> list:
         + (f" A device must flag a case when the output reaches **{threshold:.4f}**, the threshold of "
            f"`{ship}` (chosen on validation)." if threshold is not None else ""))]
     targets = [t["name"] for t in deployment["targets"]]
-    rows = []
-    for variant in decision["order"]:
-        entry = deployment["variants"][variant]
-        row = decision["table"][variant]
-        micro = entry.get("microcontroller") or {}
-        agreement = micro.get("agreement_with_litert") or {}
-        rows.append([
-            f"`{variant}`" + (" (ships)" if variant == ship else ""), _kilobytes(entry["flash_bytes"]),
-            _kilobytes(micro["arena_bytes"]) if micro.get("supported") else "does not run",
-            _number(agreement.get("identical_decisions")) if micro.get("supported") else "—",
-            _number((micro.get("quality") or {}).get(headline)) if micro.get("supported") else "—",
-            *[("fits" if row["targets"][t]["fits"] else "**no**") for t in targets],
-            row["validation_verdict"] if row["validation_verdict"] == "pass" else f"**{row['validation_verdict']}**",
-            row["why_not_chosen"] or "chosen"])
+    rows = [[f"`{row['variant']}`" + (" (ships)" if row["ships"] else ""), _kilobytes(row["flash_bytes"]),
+             _kilobytes(row["arena_bytes"]) if row["runs_on_microcontroller"] else "does not run",
+             _number(row["agreement_with_litert"]) if row["runs_on_microcontroller"] else "—",
+             _number(row["micro_quality"].get(headline)) if row["runs_on_microcontroller"] else "—",
+             *[("fits" if row["targets"][t]["fits"] else "**no**") for t in targets],
+             row["validation_verdict"] if row["validation_verdict"] == "pass" else f"**{row['validation_verdict']}**",
+             row["why_not_chosen"] or "chosen"] for row in decision_rows(deployment)]
     blocks += [Heading(3, "Every variant on every target"),
                Table(["variant", "flash", "arena (tflite-micro)", "same decisions as LiteRT", f"{headline} on tflite-micro",
                       *[f"{t}{' (named)' if t in named else ''}" for t in targets], "validation checks",
@@ -588,11 +582,7 @@ def _mitigation(mitigation: dict, plots: list[str]) -> list:
                             f"`{mitigation.get('sensitive_column', mitigation.get('sensitive_feature'))}`, "
                             f"measured on the test split."))
     blocks.append(Table(["measure", "before", "after"], rows))
-    worse = [column for column, values in (before.get("disparities") or {}).items()
-             if _value(values.get("equalized_odds_difference")) is not None
-             and _value(((after.get("disparities") or {}).get(column) or {}).get("equalized_odds_difference")) is not None
-             and _value(after["disparities"][column]["equalized_odds_difference"])
-             > _value(values["equalized_odds_difference"]) + 0.01]
+    worse = mitigation_made_worse(mitigation)
     notes = list(mitigation.get("notes") or [])
     if worse:
         notes.append("Mitigation made equalized odds worse on the test split by " + ", ".join(f"`{c}`" for c in worse)
