@@ -16,6 +16,7 @@ from typing import Any
 
 import streamlit as st
 
+from pipeline import artifacts
 from pipeline import reports_index as index
 from pipeline.reports_index import RunEntry
 from pipeline.reports_index import format_value as fmt
@@ -168,7 +169,7 @@ def show_plot(entry: RunEntry, relative: str, caption: str | None = None) -> boo
 
 
 def plots_matching(entry: RunEntry, prefix: str) -> list[str]:
-    return [path for path in index.plots(entry) if path.startswith(f"plots/{prefix}")]
+    return [path for path in index.plots(entry) if path.startswith(artifacts.PLOTS_FOLDER + prefix)]
 
 
 def estimate(cell: Any, digits: int = 3) -> str:

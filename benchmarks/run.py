@@ -231,7 +231,7 @@ def _explainer_comparison(run_dir: Path, case: dict, rows: int = 20, background_
     import shap
 
     from pipeline.stages.evaluate import LiteRTModel
-    from pipeline.stages.explain import explain_tabular
+    from pipeline.explainers.grouped_permutation import explain_groups as explain_tabular
 
     domain, data = _case_data(case)
     preprocessing = json.loads((run_dir / "models" / "preprocessing.json").read_text())
@@ -321,7 +321,7 @@ def _explainer_comparison_players(run_dir: Path, domain, data, preprocessing: di
                    "one_off_setup_seconds": ours.get("setup_seconds"), "model_rows": model["predict_rows"]},
     }
     if modality == "text":
-        from pipeline.stages.explain_text import visible_text
+        from pipeline.explainers.text import visible_text
 
         texts = [visible_text(preprocessing, str(t))
                  for t in np.asarray(data.test.raw, dtype=object)[np.asarray(row_ids, dtype=np.int64)]]
@@ -342,13 +342,13 @@ def _explainer_comparison_players(run_dir: Path, domain, data, preprocessing: di
         if modality == "image":
             groups = data.feature_groups
         else:
-            from pipeline.stages.explain_window import window_cells
+            from pipeline.explainers.window import window_cells
 
             groups = window_cells(ours["window_cells"]["sensors"], shape[0], len(ours["window_cells"]["blocks"]))
         if list(groups) != list(columns):
             raise ValueError("the players of our explanation differ from the comparison's")
         if modality == "image":
-            from pipeline.stages.explain_image import reference_image
+            from pipeline.explainers.image import reference_image
 
             masked_by = reference_image(background).reshape(1, -1)
             result.update(background_rows=len(background),
@@ -418,7 +418,7 @@ def _kernel_on_groups(ours, rows, masked_by, groups, shape, predict, chunk_rows:
     """KernelExplainer over groups of input indices; off: the indices from each `masked_by` row, mean output."""
     import numpy as np
 
-    from pipeline.stages.explain import _import_shap
+    from pipeline.explainers.common import import_shap as _import_shap
 
     shap = _import_shap()
     n, width = rows.shape
@@ -457,8 +457,8 @@ def _kernel_on_tokens(ours: dict, texts: list, spec: dict, predict) -> dict:
     """KernelExplainer over each text's tokens; off: removed, exactly as our explainer's Text masker does."""
     import numpy as np
 
-    from pipeline.stages.explain import _import_shap
-    from pipeline.stages.explain_text import MASK, SpecTokenizer, _token_totals, string_predict_function
+    from pipeline.explainers.common import import_shap as _import_shap
+    from pipeline.explainers.text import MASK, SpecTokenizer, _token_totals, string_predict_function
 
     shap = _import_shap()
     masker = shap.maskers.Text(SpecTokenizer(spec), mask_token=MASK, collapse_mask_token=True)  # as explain_texts

@@ -91,9 +91,9 @@ def _stats(values: np.ndarray, reference: np.ndarray, noise: np.ndarray | None =
 
 
 def _grouped_case(domain, data, preprocessing: dict, run_dir: Path) -> dict:
-    """Tabular, windows and images: the explain_tabular core with the domain's players."""
+    """Tabular, windows and images: the explain_groups core with the domain's players."""
     from pipeline.stages.evaluate import LiteRTModel
-    from pipeline.stages.explain import DEFAULT_ERROR_ROWS
+    from pipeline.explainers.grouped_permutation import DEFAULT_ERROR_ROWS
 
     rng = np.random.default_rng(SEED)
     train = domain.encode(preprocessing, data.train.raw)
@@ -106,20 +106,20 @@ def _grouped_case(domain, data, preprocessing: dict, run_dir: Path) -> dict:
               for name in ("float32", "int8")}
 
     if domain.modality == "tabular":
-        from pipeline.stages.explain import explain_tabular
+        from pipeline.explainers.grouped_permutation import explain_groups as explain_tabular
 
         def explain(**options):
             return explain_tabular(predict_functions=models, background=background, rows=rows, row_ids=row_ids,
                                    local_row_ids=[], feature_names=data.feature_names,
                                    feature_groups=data.feature_groups, **{"seed": SEED, **options})
     elif domain.modality == "window":
-        from pipeline.stages.explain_window import explain_windows
+        from pipeline.explainers.window import explain_windows
 
         def explain(**options):
             return explain_windows(predict_functions=models, background=background, rows=rows, row_ids=row_ids,
                                    local_row_ids=[], sensors=preprocessing["sensors"], **{"seed": SEED, **options})
     else:
-        from pipeline.stages.explain_image import explain_images
+        from pipeline.explainers.image import explain_images
 
         regions = preprocessing["explanation_regions"]
 
@@ -191,8 +191,8 @@ def shapley_from_coalitions(v: np.ndarray, players: int) -> np.ndarray:
 def _text_case(domain, data, preprocessing: dict, run_dir: Path) -> dict:
     """Owen values of the pipeline's text explainer against exact Shapley values of the same game."""
     from pipeline.stages.evaluate import LiteRTModel
-    from pipeline.stages.explain import _import_shap
-    from pipeline.stages.explain_text import MASK, SpecTokenizer, explain_texts, string_predict_function, visible_text
+    from pipeline.explainers.common import import_shap as _import_shap
+    from pipeline.explainers.text import MASK, SpecTokenizer, explain_texts, string_predict_function, visible_text
     from pipeline.data.text import token_spans
 
     shap = _import_shap()

@@ -50,8 +50,12 @@ def device_source_path(variant: str, extension: str) -> str:
     return f"device/{variant}_model_data.{extension}"
 
 
+PLOTS_FOLDER = "plots/"
+ANALYSES_FOLDER = "analyses/"
+
+
 def analysis_path(name: str) -> str:
-    return f"analyses/{safe_name(name)}.json"
+    return f"{ANALYSES_FOLDER}{safe_name(name)}.json"
 
 
 def safe_name(name: str) -> str:
@@ -60,7 +64,38 @@ def safe_name(name: str) -> str:
 
 
 def plot_path(name: str) -> str:
-    return f"plots/{safe_name(name)}.png"
+    return f"{PLOTS_FOLDER}{safe_name(name)}.png"
+
+
+def is_plot(path: str, name_prefix: str = "") -> bool:
+    """Whether a run-relative path is one of the run's plots (whose name starts with name_prefix)."""
+    return path.startswith(PLOTS_FOLDER + name_prefix) and path.endswith(".png")
+
+
+def plot_name(path: str) -> str:
+    """"plots/shap_global_int8.png" -> "shap_global_int8"."""
+    return path.removeprefix(PLOTS_FOLDER).removesuffix(".png")
+
+
+INPUTS_FOLDER = "inputs"
+
+
+def input_table_path(output_dir: str | os.PathLike, table_bytes: bytes) -> Path:
+    """Where a table given in Python (a pandas DataFrame, pipeline.api.run_domain) is kept as CSV so
+    that its runs name a file that stays: `<out>/inputs/<first 16 hex of its SHA-256>.csv`. The same
+    table always gets the same name, so a re-run adds nothing."""
+    return Path(output_dir) / INPUTS_FOLDER / f"{sha256_bytes(table_bytes)[:16]}.csv"
+
+
+def write_once(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` atomically unless the file is already there with these bytes."""
+    if path.is_file() and path.read_bytes() == data:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    staging.write_bytes(data)
+    os.replace(staging, path)
+    return path
 
 
 def new_run_id(seed: int) -> str:

@@ -23,12 +23,13 @@ from pipeline.config import (ALL_VARIANTS, INCONCLUSIVE_POLICIES, PRUNING_LEARNI
                              RunConfig)
 from pipeline.console import set_verbose, verbose
 from pipeline.errors import EXIT_BAD_INPUT, EXIT_CRASH, EXIT_GATE_FAILED, EXIT_OK, InputError
+from pipeline.options import add_domain_arguments, given_options
 from pipeline.stages.gate import verdict_label, verdict_of
 
 
-def _parser() -> argparse.ArgumentParser:
-    defaults = RunConfig(domain="")
-    gate_defaults = GateThresholds()
+def _parser(domains: dict | None = None) -> argparse.ArgumentParser:
+    """The command line. `domains` ({name: Domain}): add each domain's own options to `run` (the
+    domains are imported only for `run`, so that the other commands and --help stay fast)."""
     parser = argparse.ArgumentParser(
         prog="edgeaudit",
         description="Train, compress for the edge, explain and audit Keras models; one report folder per run.",
@@ -50,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Load data, train, compress to .tflite variants, evaluate them in LiteRT, explain with "
                     "SHAP, audit with Fairlearn, write a report folder and apply the gate.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_run_arguments(run, domains)
+    _add_dashboard_and_report(commands)
+    return parser
+
+
+def _add_run_arguments(run: argparse.ArgumentParser, domains: dict | None) -> None:
+    """`edgeaudit run`'s arguments, group by group; the domains' own options after the data group."""
+    defaults = RunConfig(domain="")
     run.add_argument("domain", help="a domain from `edgeaudit domains`, or 'all' for every domain on its default data")
     data = run.add_argument_group("data")
     data.add_argument("--data", dest="data_path", metavar="PATH",
@@ -62,33 +71,23 @@ def _parser() -> argparse.ArgumentParser:
                       help="subsample the data to this many rows (stratified) for a faster run")
     data.add_argument("--min-group-size", type=int, default=defaults.min_group_size,
                       help="smallest group (rows in the test split) the audit will measure")
-    specific = run.add_argument_group("domain-specific data options (see `edgeaudit domains`)")
-    specific.add_argument("--cluster-column", metavar="COLUMN",
-                          help="fraud (tabular) and images (a --metadata column): the unit each row belongs to (a "
-                               "customer or patient id): a unit's rows stay in one split and the audit's intervals "
-                               "resample whole units")
-    specific.add_argument("--metadata", dest="metadata_path", metavar="CSV",
-                          help="images: a CSV mapping each image id to its group columns (sex, age, site, ...)")
-    specific.add_argument("--skip-unreadable", action="store_true",
-                          help="images: skip unreadable image files and count them, instead of stopping")
-    specific.add_argument("--text-column", metavar="COLUMN", help="text: the column holding the text")
-    specific.add_argument("--probe", dest="probe_path", metavar="PATH",
-                          help="text: your own counterfactual probe file with columns text, group[, label]")
-    specific.add_argument("--identity-terms", dest="identity_terms_path", metavar="JSON",
-                          help='text: your own identity-term lists that define the audit groups, as JSON '
-                               '{"axis": {"group": ["term", ...]}}, e.g. {"religion": {"muslim": ["muslim", '
-                               '"muslims"], "christian": ["christian"]}}; replaces the built-in lists')
-    specific.add_argument("--window", type=int, default=defaults.window,
-                          help="sensor histories: cycles per input window")
-    specific.add_argument("--horizon", type=int, default=defaults.horizon,
-                          help="sensor histories: a window is positive if the unit fails within this many cycles")
+    if domains is not None:
+        add_domain_arguments(run, domains)
+    _add_training_and_compression(run, defaults, domains)
+    _add_analysis_and_gate(run, defaults)
+
+
+def _add_training_and_compression(run: argparse.ArgumentParser, defaults: RunConfig, domains: dict | None) -> None:
     training = run.add_argument_group("training")
     training.add_argument("--epochs", type=int, default=defaults.epochs, help="largest number of training epochs "
                           "(early stopping on validation PR-AUC usually stops sooner)")
+    own_batch = (" (" + ", ".join(f"{name} {domain.batch_size}" for name, domain in domains.items()) + ")"
+                 if domains else "")
     training.add_argument("--batch-size", type=int, default=defaults.batch_size, help="training batch size on CPU "
-                          "(scaled up on a GPU); default: the domain's own (sentiment 50, the others 256)")
-    training.add_argument("--seed", type=int, default=defaults.seed, help="seed for data generation, splits, "
-                          "initialisation and bootstrap")
+                          f"(scaled up on a GPU); default: the domain's own{own_batch}")
+    training.add_argument("--seed", type=int, default=defaults.seed, help="seed for the splits, the model's "
+                          "initialisation, training and the bootstrap; each domain's default data are generated "
+                          "with the domain's own fixed seed, the same in every run")
     training.add_argument("--quick", action="store_true",
                           help="smoke run: at most 4,000 rows, 5 epochs, small SHAP and bootstrap samples")
     compression = run.add_argument_group("compression")
@@ -116,6 +115,10 @@ def _parser() -> argparse.ArgumentParser:
                              help="a device the shipped variant must fit (repeatable): a built-in target from "
                                   "`edgeaudit targets`, or a JSON file in the same format; default: none (any "
                                   "variant LiteRT runs)")
+
+
+def _add_analysis_and_gate(run: argparse.ArgumentParser, defaults: RunConfig) -> None:
+    gate_defaults = GateThresholds()
     evaluation = run.add_argument_group("evaluation")
     evaluation.add_argument("--threshold-rule", choices=list(THRESHOLD_RULES), default=None,
                             help="how each model's decision threshold is chosen on the validation split: "
@@ -154,6 +157,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="also show the frameworks' own log lines (TensorFlow's C++ start-up messages, "
                              "LiteRT's delegate notes), hidden by default; same as EDGEAUDIT_VERBOSE=1")
 
+
+def _add_dashboard_and_report(commands) -> None:
+    defaults = RunConfig(domain="")
     dashboard = commands.add_parser(
         "dashboard", help="open the audit dashboard over a reports folder (Streamlit, on localhost)",
         description="Start the Streamlit dashboard, headless, on 127.0.0.1, over every run in the reports folder. "
@@ -172,20 +178,22 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--output", "-o", metavar="PATH", default=None,
                         help="where to write the HTML (default: RUN_DIR.html beside the run folder; never inside "
                              "it, since a finished run holds exactly what its manifest lists)")
-    return parser
 
 
-def _config(arguments: argparse.Namespace, domain: str) -> RunConfig:
+def _config(arguments: argparse.Namespace, domain: str, *, own_options_only: bool = False) -> RunConfig:
+    """The validated RunConfig of one domain. own_options_only (`run all`): drop the domain options
+    this domain does not declare (--window reaches maintenance only) instead of refusing them."""
+    options = given_options(arguments)
+    if own_options_only:
+        from pipeline.registry import get_domain
+
+        declared = {option.name for option in get_domain(domain).options}
+        options = {name: value for name, value in options.items() if name in declared}
     config = RunConfig(
         domain=domain, data_path=arguments.data_path, label_column=arguments.label_column,
         sensitive_columns=tuple(arguments.sensitive_columns), output_dir=arguments.output_dir,
         epochs=arguments.epochs, batch_size=arguments.batch_size, seed=arguments.seed,
-        max_rows=arguments.max_rows, variants=tuple(arguments.variants),
-        metadata_path=arguments.metadata_path, skip_unreadable=arguments.skip_unreadable,
-        text_column=arguments.text_column, probe_path=arguments.probe_path,
-        cluster_column=arguments.cluster_column,
-        identity_terms_path=arguments.identity_terms_path, window=arguments.window,
-        horizon=arguments.horizon,
+        max_rows=arguments.max_rows, variants=tuple(arguments.variants), options=options,
         target_sparsity=arguments.target_sparsity, fine_tune_epochs=arguments.fine_tune_epochs,
         pruning_learning_rate=arguments.pruning_learning_rate,
         quantization_aware_learning_rate=arguments.quantization_aware_learning_rate, per_channel_dense=arguments.per_channel_dense,
@@ -222,8 +230,19 @@ def _worker_addresses(text: str | None) -> tuple[str, ...]:
 
 def run_config(argv: list[str]) -> RunConfig:
     """The validated RunConfig that `edgeaudit run ARGV...` would use for its one domain."""
-    arguments = _parser().parse_args(["run", *argv])
+    arguments = _parser(_all_domains()).parse_args(["run", *argv])
     return _config(arguments, arguments.domain)
+
+
+def _all_domains() -> dict:
+    from pipeline.registry import all_domains_by_name
+
+    return all_domains_by_name()
+
+
+def _command(argv: list[str]) -> str | None:
+    """The command word of a command line (the first item that is not an option)."""
+    return next((item for item in argv if not item.startswith("-")), None)
 
 
 def _list_domains() -> int:
@@ -235,6 +254,10 @@ def _list_domains() -> int:
         print(f"{'':14s} modality {domain.modality}; headline metric {domain.headline_metric}; "
               f"threshold rule {domain.threshold_rule}; default label {domain.default_label}; "
               f"groups {', '.join(domain.default_sensitive)}")
+        for option in domain.options:
+            default = option.default_value()
+            print(f"{'':14s} {option.command_line}: {option.help}"
+                  + ("" if default in (None, False) else f" (default {default})"))
     return EXIT_OK
 
 
@@ -252,7 +275,8 @@ def _run(arguments: argparse.Namespace) -> int:
     from pipeline.registry import domain_names, get_domain
 
     if arguments.domain == "all":
-        for option, value in (("--data", arguments.data_path), ("--cluster-column", arguments.cluster_column)):
+        for option, value in (("--data", arguments.data_path),
+                              ("--cluster-column", given_options(arguments).get("cluster_column"))):
             if value:
                 raise InputError(f"{option} cannot be used with 'all': each domain reads a different kind of data",
                                  fix=f"run one domain at a time with {option}, or drop {option} to use the default data")
@@ -260,7 +284,8 @@ def _run(arguments: argparse.Namespace) -> int:
     else:
         get_domain(arguments.domain)  # unknown name -> InputError listing the valid ones
         names = [arguments.domain]
-    configs = [_config(arguments, name) for name in names]  # validate every option before any work
+    # validate every option before any work
+    configs = [_config(arguments, name, own_options_only=arguments.domain == "all") for name in names]
 
     from pipeline.run import check_before_work, run_pipeline
 
@@ -409,7 +434,8 @@ def _report(arguments: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    arguments = _parser(_all_domains() if _command(argv) == "run" else None).parse_args(argv)
     set_verbose(getattr(arguments, "verbose", False) or verbose())
     try:
         if arguments.command == "domains":

@@ -81,15 +81,9 @@ class RunConfig:
     quick: bool = False
     # Subsample the loaded data to at most this many rows (stratified); None keeps all.
     max_rows: int | None = None
-    # Domain-specific data options (each domain documents which it reads).
-    metadata_path: str | None = None      # images: CSV mapping an image id to group columns
-    skip_unreadable: bool = False         # images: skip and count unreadable files instead of failing
-    cluster_column: str | None = None     # tabular: the unit of each row (customer, patient), kept whole
-    text_column: str | None = None        # text: the column holding the text
-    probe_path: str | None = None         # text: counterfactual probe file (text, group[, label])
-    identity_terms_path: str | None = None  # text: JSON of identity terms, axis -> group -> terms
-    window: int = 30                      # sensor histories: cycles per window
-    horizon: int = 30                     # sensor histories: label = fails within this many cycles
+    # The domain's own options, {name: value}, as each domain declares them (Domain.options,
+    # pipeline.options); read with option(name). with_domain_defaults fills in every default.
+    options: dict = field(default_factory=dict)
     # Compression
     variants: tuple[str, ...] = ALL_VARIANTS
     target_sparsity: float = 0.75
@@ -135,8 +129,7 @@ class RunConfig:
         positive("latency_runs", self.latency_runs, 200)
         positive("max_rows", self.max_rows, 100)
         positive("local_examples", self.local_examples, 0)
-        positive("window", self.window, 2)
-        positive("horizon", self.horizon, 1)
+        self._check_domain_options()
         for name, example in (("pruning_learning_rate", 1e-3), ("quantization_aware_learning_rate", 1e-4)):
             value = getattr(self, name)
             if value is not None and not 0.0 < value < 1.0:
@@ -179,13 +172,40 @@ class RunConfig:
                              f"{', '.join(INCONCLUSIVE_POLICIES)}", fix="pass --inconclusive fail or --inconclusive pass")
         return self
 
+    def _check_domain_options(self) -> None:
+        """Every option given is one this domain declares, with an allowed value (a registered
+        domain only: a config for an unknown domain fails where the domain is looked up)."""
+        from pipeline.options import check_options, declared_options
+        from pipeline.registry import all_domains_by_name, domain_names
+
+        if not self.options:
+            return
+        if self.domain not in domain_names():
+            return
+        domains = all_domains_by_name()
+        check_options(self.domain, domains[self.domain], self.options, declared_options(domains))
+
+    def option(self, name: str):
+        """The value in force of the domain's option `name`: the one given, else the domain's default."""
+        if name in self.options:
+            return self.options[name]
+        from pipeline.registry import get_domain
+
+        for option in get_domain(self.domain).options:
+            if option.name == name:
+                return option.default_value()
+        raise KeyError(f"the {self.domain} domain declares no option {name!r}")
+
     def with_domain_defaults(self, domain) -> "RunConfig":
         """Fill the options left to the domain (None) with the domain's own choice, so that
         every stage reads the value in force from the config, and the manifest records it."""
+        from pipeline.options import options_in_force
+
         batch_size = domain.batch_size if self.batch_size is None else self.batch_size
         return dataclasses.replace(
             self, threshold_rule=domain.threshold_rule if self.threshold_rule is None else self.threshold_rule,
-            batch_size=min(batch_size, QUICK_MAX_BATCH_SIZE) if self.quick else batch_size)
+            batch_size=min(batch_size, QUICK_MAX_BATCH_SIZE) if self.quick else batch_size,
+            options=options_in_force(domain, self.options))
 
     def pruning_learning_rates(self) -> tuple[float, ...]:
         """The learning rates the pruning fine-tune tries: the one given, or every candidate."""

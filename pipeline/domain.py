@@ -18,6 +18,8 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import pandas as pd
 
+from pipeline.options import DomainOption
+
 
 @dataclass(frozen=True)
 class Split:
@@ -69,6 +71,9 @@ class DomainData:
     positive_class: str      # what label 1 means, e.g. "fraud"
     source: DataSource
     class_balance: dict = field(default_factory=dict)  # e.g. {"train_positive_rate": 0.02}
+    # What the domain's own analyses need beyond the splits, read by its loader so that no later
+    # step reads a file (sentiment: the counterfactual probe and the identity-term lists in force).
+    analysis_inputs: dict = field(default_factory=dict)
 
 
 class Domain(abc.ABC):
@@ -92,8 +97,9 @@ class Domain(abc.ABC):
     # Whether mixed precision (float16 compute) is switched on for this domain's model on an
     # accelerator. benchmarks/training_throughput.py measures it per domain and settles it.
     mixed_precision_on_accelerator: ClassVar[bool] = True
-    # Whether load() honours --cluster-column (rows that belong to one unit).
-    supports_cluster_column: ClassVar[bool] = False
+    # The domain's own options (pipeline.options.DomainOption): the CLI's flags for this domain,
+    # read in load() and elsewhere with config.option(name).
+    options: ClassVar[tuple[DomainOption, ...]] = ()
 
     @abc.abstractmethod
     def load(self, config) -> DomainData:
@@ -112,10 +118,11 @@ class Domain(abc.ABC):
         """Keyword arguments for `model_builder` (layer sizes, vocabulary size, ...)."""
         return {}
 
-    def twin_model_options(self) -> dict:
-        """Overrides of `model_options` for the tf_keras twin that is converted to .tflite.
+    def twin_model_options(self, data: DomainData) -> dict:
+        """Overrides of `model_options` for the tf_keras twin, converted to .tflite, of a model trained on `data`.
 
         E.g. {"unroll": True} so that LiteRT converts a recurrent layer without a fixed batch.
+        Derived from `data`, never from what `load` saw last: loading keeps no state in the domain.
         """
         return {}
 
@@ -135,20 +142,39 @@ class Domain(abc.ABC):
 
         return binary_quality(labels, scores, threshold)
 
-    def explain(self, *, predict_functions: dict, data: DomainData, background: np.ndarray, rows: np.ndarray,
-                row_ids: list[int], local_row_ids: list[int], seed: int, reference: str) -> dict:
-        """SHAP explanations of every model in `predict_functions` (model inputs -> probability).
+    @property
+    def explainer(self):
+        """The explainer of this domain's models (pipeline/explainers/: tabular, image, text, window).
 
         The default suits tabular inputs: Shapley values over the original columns, exact
-        (all 2^G coalitions) where affordable, else sampled with their error measured. Other modalities override this with the explainer that fits them, keeping
-        the result's top-level keys (explainer, settings, models, agreement).
+        (all 2^G coalitions) where affordable, else sampled with their error measured. A domain
+        of another modality names its own (a class attribute or property `explainer`); every
+        explainer keeps the result's top-level keys (explainer, settings, models, agreement).
         """
-        from pipeline.stages.explain import explain_tabular
+        from pipeline.explainers.tabular import TabularExplainer
 
-        explanation = explain_tabular(predict_functions=predict_functions, background=background, rows=rows,
-                                      row_ids=row_ids, local_row_ids=local_row_ids, feature_names=data.feature_names,
-                                      feature_groups=data.feature_groups, seed=seed, reference=reference)
-        return with_raw_values(explanation, data.test.raw)
+        return TabularExplainer()
+
+    def sensitive_inputs(self, data: DomainData) -> list[str]:
+        """The sensitive columns the model's input holds: here, those that are also input columns."""
+        return [column for column in data.sensitive_columns if column in data.feature_groups]
+
+    def modality_of(self, data: DomainData) -> str:
+        """The modality of this data: the class's, unless a domain reads several kinds of data
+        (maintenance: sensor windows or per-reading tables), which answers from the data."""
+        return self.modality
+
+    def explainer_for(self, data: DomainData):
+        """The explainer of models trained on this data: `explainer`, unless the domain reads several
+        kinds of data and chooses by them."""
+        return self.explainer
+
+    def explain(self, *, predict_functions: dict, data: DomainData, background: np.ndarray, rows: np.ndarray,
+                row_ids: list[int], local_row_ids: list[int], seed: int, reference: str) -> dict:
+        """SHAP explanations of every model in `predict_functions` (model inputs -> probability), by its explainer."""
+        return self.explainer_for(data).explain(predict_functions=predict_functions, data=data, background=background,
+                                      rows=rows, row_ids=row_ids, local_row_ids=local_row_ids, seed=seed,
+                                      reference=reference)
 
     def extra_analyses(self, *, predict_functions: dict, thresholds: dict, preprocessing: dict, data: DomainData,
                        config) -> dict:
@@ -167,11 +193,9 @@ class Domain(abc.ABC):
         """matplotlib Figures of the results of `extra_analyses`."""
         return {}
 
-    def explanation_figures(self, explanation: dict) -> dict:
-        """matplotlib Figures of an explanation returned by `explain`."""
-        from pipeline.stages.explain import explanation_figures
-
-        return explanation_figures(explanation)
+    def explanation_figures(self, explanation: dict, data: DomainData | None = None) -> dict:
+        """matplotlib Figures of an explanation returned by `explain` on `data`, by the same explainer."""
+        return (self.explainer if data is None else self.explainer_for(data)).figures(explanation)
 
     def summary(self) -> dict:
         return {

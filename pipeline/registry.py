@@ -30,3 +30,7 @@ def get_domain(name: str) -> Domain:
 
 def all_domains() -> list[Domain]:
     return [get_domain(name) for name in _DOMAINS]
+
+
+def all_domains_by_name() -> dict[str, Domain]:
+    return {name: get_domain(name) for name in _DOMAINS}

@@ -202,6 +202,39 @@ def _contents(card: str, *, with_plots: bool) -> str:
     return '<nav aria-label="Contents"><strong>Contents</strong><ul>' + "".join(items) + "</ul></nav>"
 
 
+def _facts(entry: RunEntry) -> str:
+    """The table of what the run is: domain, run, data, shipped variant, integrity."""
+    manifest = entry.manifest
+    facts = [("Domain", f"{_escape(manifest.get('domain_title') or '')} (<code>{_escape(entry.domain)}</code>), "
+                        f"modality {_escape(manifest.get('modality'))}"),
+             ("Run", f"<code>{_escape(entry.run_id)}</code>, created {_escape(manifest.get('created_utc'))}, "
+                     f"EdgeAudit {_escape(manifest.get('edgeaudit_version'))}"),
+             ("Data", _escape(entry.data_source)),
+             ("Shipped variant", f"<code>{_escape(entry.ship_variant)}</code>"),
+             ("Integrity", f"all {len(entry.artifacts)} artifacts listed in the manifest were found with their "
+                           "recorded SHA-256 when this report was written"
+                           + (f"; <strong>warning</strong>: {_escape(entry.unlisted_warning)}"
+                              if entry.unlisted_warning else ""))]
+    return _table(["", ""], [[f"<strong>{k}</strong>", v] for k, v in facts])
+
+
+def _gate_section(gate: dict) -> str:
+    """The gate's verdict box and its checks."""
+    out = []
+    passed = gate.get("passed") is True  # only a real true passes: a tampered "false" string does not
+    verdict = verdict_label(gate, gate=True)
+    out.append(f"<div class=\"verdict {'passed' if passed else 'failed'}\" id=\"gate\">Gate {_escape(verdict)} for "
+               f"<code>{_escape(gate.get('ship_variant'))}</code></div>")
+    checks = [c for c in gate.get("checks") or [] if isinstance(c, dict)]
+    if checks:
+        out.append(_table(["check", "value", "limit", "result", "explanation"], [
+            [_escape(c.get("name")), _cell(c.get("value")), _cell(c.get("limit")),
+             (lambda label: label if label == "pass" else f"<strong>{_escape(label)}</strong>")(verdict_label(c)),
+             _escape(c.get("explanation"))] for c in checks],
+            numeric={1, 2}))
+    return "\n".join(out)
+
+
 def render(entry: RunEntry) -> str:
     """The self-contained HTML report of one verified run."""
     if not entry.ok:
@@ -221,32 +254,12 @@ def render(entry: RunEntry) -> str:
            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
            f"<title>{_escape(title)}</title><style>{_STYLE}</style></head><body>",
            f"<h1>{_escape(title)}</h1>"]
-    facts = [("Domain", f"{_escape(manifest.get('domain_title') or '')} (<code>{_escape(entry.domain)}</code>), "
-                        f"modality {_escape(manifest.get('modality'))}"),
-             ("Run", f"<code>{_escape(entry.run_id)}</code>, created {_escape(manifest.get('created_utc'))}, "
-                     f"EdgeAudit {_escape(manifest.get('edgeaudit_version'))}"),
-             ("Data", _escape(entry.data_source)),
-             ("Shipped variant", f"<code>{_escape(entry.ship_variant)}</code>"),
-             ("Integrity", f"all {len(entry.artifacts)} artifacts listed in the manifest were found with their "
-                           "recorded SHA-256 when this report was written"
-                           + (f"; <strong>warning</strong>: {_escape(entry.unlisted_warning)}"
-                              if entry.unlisted_warning else ""))]
-    out.append(_table(["", ""], [[f"<strong>{k}</strong>", v] for k, v in facts]))
+    out.append(_facts(entry))
     card, shown = _card_body(entry, images)
     others = [path for path in images if path not in shown]
     out.append(_contents(card, with_plots=bool(others)))
 
-    passed = gate.get("passed") is True  # only a real true passes: a tampered "false" string does not
-    verdict = verdict_label(gate, gate=True)
-    out.append(f"<div class=\"verdict {'passed' if passed else 'failed'}\" id=\"gate\">Gate {_escape(verdict)} for "
-               f"<code>{_escape(gate.get('ship_variant'))}</code></div>")
-    checks = [c for c in gate.get("checks") or [] if isinstance(c, dict)]
-    if checks:
-        out.append(_table(["check", "value", "limit", "result", "explanation"], [
-            [_escape(c.get("name")), _cell(c.get("value")), _cell(c.get("limit")),
-             (lambda label: label if label == "pass" else f"<strong>{_escape(label)}</strong>")(verdict_label(c)),
-             _escape(c.get("explanation"))] for c in checks],
-            numeric={1, 2}))
+    out.append(_gate_section(gate))
 
     out.append("<h2 id=\"tradeoffs\">Edge trade-offs</h2>")
     rows = tradeoff_rows(manifest, metrics, compression, gate)

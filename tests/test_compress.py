@@ -82,3 +82,17 @@ def test_a_twin_that_does_not_match_names_the_layers():
     twin = tiny_models.tiny_mlp(tf_keras, (8,), hidden_units=(16, 4))
     with pytest.raises(ValueError, match=r"layers without trained weights \['hidden_1'\]"):
         copy_weights_by_layer_name(trained, twin)
+
+
+def test_the_twin_carries_the_weights_across_both_ways():
+    import keras
+    import tf_keras
+
+    from pipeline.stages.twin import build_with_weights, max_output_difference
+
+    rows = np.random.default_rng(2).normal(size=(32, 8)).astype(np.float32)
+    trained = tiny_models.tiny_mlp(keras, (8,))
+    twin = build_with_weights(tf_keras, tiny_models.tiny_mlp, (8,), {}, weights_by_layer_name(trained))
+    back = build_with_weights(keras, tiny_models.tiny_mlp, (8,), {}, weights_by_layer_name(twin))
+    assert max_output_difference(trained, twin, rows) < 1e-6
+    assert max_output_difference(trained, back, rows) == 0.0

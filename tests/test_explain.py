@@ -1,6 +1,8 @@
-"""Tests of pipeline.stages.explain with pure-numpy models whose Shapley values are known.
+"""Tests of the explainers (pipeline/explainers/: the grouped explainer tables, images and windows
+share, the tabular figures) and of the explain stage, with pure-numpy models whose Shapley values
+are known.
 
-No TensorFlow: the stage receives plain predict callables. Small sizes, whole file ~10-20 s
+No TensorFlow: the explainers receive plain predict callables. Small sizes, whole file ~10-20 s
 (most of it importing shap and compiling its numba kernel once).
 """
 
@@ -21,9 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pipeline.stages.explain import (  # noqa: E402
-    EXACT_MAX_MASKED_BYTES, exact_is_affordable, explain_tabular, explanation_figures, without_arrays,
-)
+from pipeline.explainers.common import without_arrays  # noqa: E402
+from pipeline.explainers.group_masker import EXACT_MAX_MASKED_BYTES, exact_is_affordable  # noqa: E402
+from pipeline.explainers.grouped_permutation import explain_groups  # noqa: E402
+from pipeline.explainers.tabular import explanation_figures  # noqa: E402
 
 NUMERIC = ["age", "income", "balance", "tenure"]
 CATEGORIES = {"make": ["Honda", "Ford", "Fiat"], "region": ["north", "south", "east", "west"]}
@@ -97,7 +100,7 @@ def run(predict_functions, **kw):
     args = dict(predict_functions=predict_functions, background=BACKGROUND, rows=ROWS, row_ids=ROW_IDS,
                 local_row_ids=LOCAL, feature_names=NAMES, feature_groups=GROUPS, seed=0)
     args.update(kw)
-    return explain_tabular(**args)
+    return explain_groups(**args)
 
 
 def exact_group_shapley(f, x, background, groups):
@@ -225,9 +228,9 @@ def test_auto_method_follows_the_model_row_budget():
         run({"float": mlp}, method="kernel")
     wide = {f"c{j}": [j] for j in range(40)}
     with pytest.raises(ValueError, match="2\\^40"):
-        explain_tabular(predict_functions={"f": lambda x: x.sum(1) * 0.01 + 0.5}, background=np.zeros((2, 40)),
-                        rows=np.ones((1, 40)), row_ids=[0], local_row_ids=[], feature_names=list(wide),
-                        feature_groups=wide, method="exact")
+        explain_groups(predict_functions={"f": lambda x: x.sum(1) * 0.01 + 0.5}, background=np.zeros((2, 40)),
+                       rows=np.ones((1, 40)), row_ids=[0], local_row_ids=[], feature_names=list(wide),
+                       feature_groups=wide, method="exact")
 
 
 # ----------------------------------------------------------------------------- sampling error
@@ -338,9 +341,9 @@ def test_reference_can_be_chosen_and_must_exist():
 
 
 def test_fixed_seed_is_deterministic_and_global_rng_untouched():
-    import pipeline.stages.explain as stage
+    import pipeline.explainers.group_masker as group_masker
 
-    stage._numba_warm.clear()  # the one-off warm-up must not leak either
+    group_masker._numba_warm.clear()  # the one-off warm-up must not leak either
     np.random.seed(123)
     before = np.random.get_state()[1].copy()
     a = run({"float": mlp}, seed=5, method="permutation")
@@ -482,9 +485,10 @@ def test_figures_are_matplotlib_figures_with_axes():
 def test_stage_does_not_import_tensorflow_or_keras():
     code = (
         "import sys, numpy as np\n"
-        "from pipeline.stages.explain import explain_tabular\n"
+        "import pipeline.stages.explain\n"
+        "from pipeline.explainers.grouped_permutation import explain_groups\n"
         "b = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)\n"
-        "explain_tabular(predict_functions={'m': lambda x: x.sum(1) * 0.1 + 0.5}, background=b, rows=b[:2],\n"
+        "explain_groups(predict_functions={'m': lambda x: x.sum(1) * 0.1 + 0.5}, background=b, rows=b[:2],\n"
         "    row_ids=[0, 1], local_row_ids=[0], feature_names=['a', 'b'], feature_groups={'a': [0], 'b': [1]})\n"
         "bad = [m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules]\n"
         "assert not bad, bad\n"
@@ -503,3 +507,56 @@ def test_local_explanations_of_a_table_speak_in_the_data_files_units():
     assert explanation["models"]["m"]["local"][0]["raw_values"] == {"hour": 2, "channel": None, "amount": None}
     text_explanation = {"models": {"m": {"local": [{"row_id": 0, "contributions": {"good": 0.1}}]}}}
     assert "raw_values" not in with_raw_values(text_explanation, ["good film"])["models"]["m"]["local"][0]
+
+
+# ----------------------------------------------------------------------------- stage and domains
+
+
+def test_old_import_paths_are_the_explainers():
+    import pipeline.stages.explain as stage
+    from pipeline.explainers import image, probes, text, window
+    from pipeline.stages import explain_image, explain_text, explain_window, probe
+
+    assert stage.explain_tabular is explain_groups and stage.explanation_figures is explanation_figures
+    assert explain_image.explain_images is image.explain_images and explain_text.explain_texts is text.explain_texts
+    assert explain_window.explain_windows is window.explain_windows and probe.run_probe is probes.run_probe
+
+
+def test_each_domain_names_the_explainer_of_its_modality():
+    from pipeline.explainers import Explainer
+    from pipeline.registry import all_domains_by_name
+
+    domains = all_domains_by_name()
+    kinds = {name: domain.explainer.kind for name, domain in domains.items()}
+    assert kinds == {"fraud": "tabular", "imaging": "image", "sentiment": "text", "maintenance": "window"}
+    assert all(isinstance(domain.explainer, Explainer) for domain in domains.values())
+    # maintenance reads two kinds of data and chooses by the data, keeping no state
+    maintenance = domains["maintenance"]
+
+    class _Data:
+        def __init__(self, format_name):
+            self.preprocessing = {"format": format_name}
+
+    from pipeline.data.sensor_histories import FORMAT as WINDOWS
+    from pipeline.data.tabular import FORMAT as TABLE
+
+    assert maintenance.explainer_for(_Data(TABLE)).kind == "tabular" and maintenance.modality_of(_Data(TABLE)) == "tabular"
+    assert maintenance.explainer_for(_Data(WINDOWS)).kind == "window" and maintenance.modality_of(_Data(WINDOWS)) == "window"
+    assert maintenance.explainer.kind == "window" and maintenance.modality == "window"
+
+
+def test_explanation_rows_put_flagged_rows_first_and_are_seeded():
+    from pipeline.metrics import Predictions
+    from pipeline.stages.explain import explanation_rows
+
+    scores = np.linspace(0.0, 1.0, 40)
+    predictions = Predictions(scores, 0.9)                     # rows 36..39 are flagged
+    train = np.arange(60, dtype=np.float32)[:, None]
+    chosen = explanation_rows(train_x=train, test_x=np.zeros((40, 1)), float_predictions=predictions, seed=1,
+                              background_rows=8, explain_rows=6, local_examples=2)
+    again = explanation_rows(train_x=train, test_x=np.zeros((40, 1)), float_predictions=predictions, seed=1,
+                             background_rows=8, explain_rows=6, local_examples=2)
+    assert chosen.local_row_ids == [39, 38] and {37, 38, 39} <= set(chosen.row_ids.tolist())
+    assert len(chosen.row_ids) == 6 and list(chosen.row_ids) == sorted(chosen.row_ids)
+    assert len(chosen.background) == 8 and np.array_equal(chosen.background, again.background)
+    assert np.array_equal(chosen.row_ids, again.row_ids)

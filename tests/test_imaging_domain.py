@@ -51,7 +51,7 @@ def test_class_attributes_and_builder():
     assert domain.default_sensitive == ("sex", "age_band", "site") and domain.default_label == "pneumonia"
     assert ImagingDomain.model_builder is build_cnn
     assert pickle.loads(pickle.dumps(domain.model_builder)) is build_cnn
-    assert domain.twin_model_options() == {}
+    assert domain.twin_model_options(None) == {}  # no override, whatever the data
     assert domain.augmentation() is augment_images
 
 
@@ -78,7 +78,7 @@ def test_default_data_options_are_checked():
     with pytest.raises(InputError, match="not in the default data"):
         domain.load(small_config(sensitive_columns=("race",)))
     with pytest.raises(InputError, match="apply to your own images"):
-        domain.load(small_config(metadata_path="meta.csv"))
+        domain.load(small_config(options={"metadata_path": "meta.csv"}))
     only_site = domain.load(small_config(sensitive_columns=("site",)))
     assert only_site.sensitive_columns == ("site",)
 

@@ -44,7 +44,7 @@ def readings_file(tmp_path_factory) -> Path:
 
 
 def _config(**overrides) -> RunConfig:
-    return RunConfig(domain="maintenance", window=10, horizon=8, min_group_size=5, **overrides)
+    return RunConfig(domain="maintenance", options={"window": 10, "horizon": 8}, min_group_size=5, **overrides)
 
 
 def test_registered_with_its_attributes():
@@ -84,18 +84,38 @@ def test_histories_path_options_and_twin_dispatch(cmapss_file):
     data = domain.load(_config(data_path=str(cmapss_file), label_column="Machine failure"))
     assert data.preprocessing["format"] == WINDOWS_FORMAT and data.sensitive_columns == ("regime",)
     assert any("--label 'Machine failure' ignored" in n for n in data.source.notes)
-    assert domain.twin_model_options() == {"batch_size": 1, "unroll": True} and domain.modality == "window"
+    assert domain.twin_model_options(data) == {"batch_size": 1, "unroll": True} and domain.modality_of(data) == "window"
     assert domain.model_options(data, _config())["architecture"] == "gru"
     assert MaintenanceDomain().model_options(data, _config())["architecture"] == "cnn"
     encoded = domain.encode(json.loads(json.dumps(data.preprocessing)), data.validation.raw)
     assert encoded.shape == (len(data.validation), 10, len(data.preprocessing["sensors"]))
 
 
+def test_loading_keeps_no_twin_state_in_the_domain(cmapss_file, readings_file):
+    """The twin's options come from the data asked about: loading other data, into this instance or
+    another, changes nothing in the answer (issue 18: load keeps no state for twin_model_options)."""
+    first, second = MaintenanceDomain(architecture="gru"), MaintenanceDomain(architecture="gru")
+    histories = first.load(_config(data_path=str(cmapss_file)))
+    unrolled = {"batch_size": 1, "unroll": True}
+    assert first.twin_model_options(histories) == unrolled
+    readings = second.load(_config(data_path=str(readings_file)))
+    first.load(_config(data_path=str(readings_file)))  # the same instance loads the other kind as well
+    assert first.twin_model_options(histories) == second.twin_model_options(histories) == unrolled
+    assert first.twin_model_options(readings) == second.twin_model_options(readings) == {}
+    assert MaintenanceDomain(architecture="gru").twin_model_options(histories) == unrolled  # never loaded
+    assert MaintenanceDomain().twin_model_options(histories) == {}  # the CNN needs no override
+    assert MaintenanceDomain.modality == first.modality == "window"  # nothing set on the class or the instance
+    assert first.modality_of(readings) == "tabular" and first.modality_of(histories) == "window"
+    assert first.explainer_for(readings).kind == "tabular" and first.explainer_for(histories).kind == "window"
+
+
 def test_readings_path_drops_leaking_columns_and_adds_physics(readings_file):
     domain = MaintenanceDomain(architecture="gru")
     data = domain.load(_config(data_path=str(readings_file)))
     spec = json.loads(json.dumps(data.preprocessing))
-    assert spec["format"] == TABULAR_FORMAT and domain.twin_model_options() == {} and domain.modality == "tabular"
+    assert spec["format"] == TABULAR_FORMAT and domain.twin_model_options(data) == {}
+    assert domain.modality_of(data) == "tabular"
+    assert domain.sensitive_inputs(data) == ["Type"]  # the model card says Type is a model input too
     assert data.label_name == "Machine failure" and data.sensitive_columns == ("Type",)
     features = set(data.feature_groups)
     assert not features & {"Machine failure", *AI4I_FAILURE_MODES, "UDI", "Product ID"}

@@ -52,3 +52,14 @@ def test_card_calls_exact_values_exact_and_sampled_values_estimates_with_their_e
     text = _explanation_paragraphs({"method": "partition", "method_description": "Owen values over shap's token tree",
                                     "additivity_target": "f(text) - f(''), both from the predict function"})
     assert "Owen values" in text and "f(text) - f('')." in text and "exact Shapley" not in text
+
+
+def test_the_card_says_whether_sensitive_attributes_are_model_inputs():
+    from pipeline.stages.report.sections import _sensitive_inputs_sentence
+
+    assert "audit only, not as model inputs" in _sensitive_inputs_sentence({"sensitive_inputs": []}, "tabular")
+    assert "audit only, not as model inputs" in _sensitive_inputs_sentence({}, "tabular")  # older runs
+    table = _sensitive_inputs_sentence({"sensitive_inputs": ["Type"]}, "tabular")
+    assert "Also model inputs: `Type`" in table and "not as model inputs" not in table
+    text = _sensitive_inputs_sentence({"sensitive_inputs": ["gender", "religion"]}, "text")
+    assert "identity terms in the text the model reads" in text and "`gender`, `religion`" in text

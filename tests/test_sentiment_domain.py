@@ -132,7 +132,7 @@ def test_custom_identity_terms():
 
 
 def test_identity_terms_file_from_the_command_line(tmp_path, capsys):
-    from pipeline.cli import _parser
+    from pipeline.cli import run_config
 
     frame = pd.DataFrame({"review": [f"my {'cat' if i % 3 == 0 else 'dog' if i % 3 == 1 else 'fish'} was "
                                      f"{'great' if i % 2 else 'awful'} {i}" for i in range(400)],
@@ -140,11 +140,9 @@ def test_identity_terms_file_from_the_command_line(tmp_path, capsys):
     frame.to_csv(tmp_path / "reviews.csv", index=False)
     terms = tmp_path / "terms.json"
     terms.write_text(json.dumps({"pets": {"cats": ["Cat", "cats"], "dogs": ["dog"]}}))
-    arguments = _parser().parse_args(["run", "sentiment", "--data", str(tmp_path / "reviews.csv"),
-                                           "--identity-terms", str(terms)])
-    assert arguments.identity_terms_path == str(terms)
-    config = RunConfig(domain="sentiment", data_path=str(tmp_path / "reviews.csv"), identity_terms_path=str(terms),
-                       min_group_size=10)
+    config = run_config(["sentiment", "--data", str(tmp_path / "reviews.csv"), "--identity-terms", str(terms),
+                         "--min-group-size", "10"])
+    assert config.options == {"identity_terms_path": str(terms)}
     data = SentimentDomain().load(config)
     assert data.sensitive_columns == ("pets",)
     assert set(data.test.groups["pets"]) == {"cats", "dogs", "none"}
@@ -164,7 +162,7 @@ def test_a_bad_probe_file_fails_at_load_before_any_training(tmp_path):
     probe = tmp_path / "probe.csv"
     probe.write_text("sentence,label\na,1\nb,0\n")
     with pytest.raises(InputError, match="the probe file has no 'group' column") as error:
-        SentimentDomain().load(RunConfig(domain="sentiment", max_rows=1000, probe_path=str(probe)))
+        SentimentDomain().load(RunConfig(domain="sentiment", max_rows=1000, options={"probe_path": str(probe)}))
     assert str(probe) in str(error.value)
     with pytest.raises(InputError, match="probe file not found"):
         read_probe_file(str(tmp_path / "missing.csv"))

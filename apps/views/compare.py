@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from common import estimate, fmt, good_runs, guard, load_json, no_runs_message
+from pipeline import artifacts
 from pipeline import reports_index as index
 from pipeline.stages.gate import verdict_label
 
@@ -55,10 +56,10 @@ else:
 
 with guard("The variant comparison"):
     st.subheader("Variants")
-    rows_a = {row["variant"]: row for row in index.tradeoff_rows(a.manifest, load_json(a, "metrics.json"),
-                                                                 load_json(a, "compression.json"), a.gate)}
-    rows_b = {row["variant"]: row for row in index.tradeoff_rows(b.manifest, load_json(b, "metrics.json"),
-                                                                 load_json(b, "compression.json"), b.gate)}
+    rows_a = {row["variant"]: row for row in index.tradeoff_rows(a.manifest, load_json(a, artifacts.METRICS),
+                                                                 load_json(a, artifacts.COMPRESSION), a.gate)}
+    rows_b = {row["variant"]: row for row in index.tradeoff_rows(b.manifest, load_json(b, artifacts.METRICS),
+                                                                 load_json(b, artifacts.COMPRESSION), b.gate)}
     metric = a.headline_metric or "headline"
     table = []
     for variant in list(dict.fromkeys([*rows_a, *rows_b])):
@@ -93,7 +94,7 @@ with guard("The fairness comparison"):
     st.subheader("Disparities of the shipped variant")
     rows = []
     for name, entry in (("A", a), ("B", b)):
-        audit = load_json(entry, "audit.json") or {}
+        audit = load_json(entry, artifacts.AUDIT) or {}
         for column, values in ((audit.get("disparities") or {}).get(entry.ship_variant) or {}).items():
             rows.append({"run": name, "variant": entry.ship_variant, "column": column,
                          "equalized odds difference": estimate(values.get("equalized_odds_difference")),

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from pipeline import artifacts
 from common import fmt, guard, load_bytes, load_json, pick_run, plots_matching, show_plot
 
 RAISES, LOWERS = "#d93025", "#1a73e8"   # the dashboard's convention: red raises the score, blue lowers it
@@ -25,7 +26,7 @@ entry = pick_run("Explanations")
 if entry is None:
     st.stop()
 
-explanation = load_json(entry, "explanations.json")
+explanation = load_json(entry, artifacts.EXPLANATIONS)
 if not explanation:
     st.info("This run has no explanations (explanations.json is not in its manifest).")
     st.stop()
@@ -251,11 +252,11 @@ if any(isinstance(models[name].get("region_mass"), dict) for name in names):
 
 def _describe_rows(row_ids: list, names: list[str]) -> dict:
     """row id -> "row 17 · label 1 · float 1, int8 0 (changed)", from predictions.csv where the run has it."""
-    if "predictions.csv" not in entry.artifacts:
+    if artifacts.PREDICTIONS not in entry.artifacts:
         return {}
     import io
 
-    table = pd.read_csv(io.BytesIO(load_bytes(entry, "predictions.csv"))).set_index("row")
+    table = pd.read_csv(io.BytesIO(load_bytes(entry, artifacts.PREDICTIONS))).set_index("row")
     described = {}
     for row in row_ids:
         if row not in table.index:
@@ -293,9 +294,9 @@ with guard("Local explanations"):
                         show_local(entries[name], extent)
         st.caption("Red raises the score (towards the positive class), blue lowers it; both models share one "
                    "colour scale.")
-        if f"plots/shap_local_{row_id}.png" in entry.artifacts:
+        if artifacts.plot_path(f"shap_local_{row_id}") in entry.artifacts:
             with st.expander(f"The run's own plot of example {row_id}"):
-                show_plot(entry, f"plots/shap_local_{row_id}.png")
+                show_plot(entry, artifacts.plot_path(f"shap_local_{row_id}"))
 
 with st.expander("The run's own explanation plots"):
     paths = [*plots_matching(entry, "shap_global"), *plots_matching(entry, "shap_beeswarm")]

@@ -5,6 +5,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from pipeline import artifacts
 from pipeline.stages.gate import mitigation_made_worse, verdict_of
 from common import (contents, estimate, fmt, guard, interval_of, load_bytes, load_json, pick_run, plots_matching, show_plot,
                     value_of)
@@ -13,7 +14,7 @@ entry = pick_run("Fairness")
 if entry is None:
     st.stop()
 
-audit = load_json(entry, "audit.json")
+audit = load_json(entry, artifacts.AUDIT)
 if not audit:
     st.info("This run has no audit (audit.json is not in its manifest).")
     st.stop()
@@ -242,14 +243,14 @@ with guard("Compression heatmap"):
 with guard("Move the threshold"):
     st.subheader("Move the threshold: the shipped variant against the float model", anchor="threshold")
     table = None
-    if "predictions.csv" in entry.artifacts:
+    if artifacts.PREDICTIONS in entry.artifacts:
         import io
 
-        table = pd.read_csv(io.BytesIO(load_bytes(entry, "predictions.csv")), dtype={column: str})
+        table = pd.read_csv(io.BytesIO(load_bytes(entry, artifacts.PREDICTIONS)), dtype={column: str})
     if table is None or f"score:{ship}" not in table or f"score:{reference}" not in table or column not in table:
         st.caption("This run has no per-example predictions (predictions.csv); re-run it to move the threshold here.")
     else:
-        variants = (load_json(entry, "metrics.json") or {}).get("variants") or {}
+        variants = (load_json(entry, artifacts.METRICS) or {}).get("variants") or {}
         shipped_threshold = ((variants.get(ship) or {}).get("quality") or {}).get("threshold")
         if shipped_threshold is None:
             shipped_threshold = 0.5
@@ -286,7 +287,7 @@ with guard("Move the threshold"):
 
 with guard("Mitigation"):
     st.subheader("Mitigation: before and after", anchor="mitigation")
-    mitigation = load_json(entry, "mitigation.json")
+    mitigation = load_json(entry, artifacts.MITIGATION)
     if not mitigation:
         st.caption("This run has no mitigation.")
     elif mitigation.get("status") not in (None, "ok"):
@@ -327,7 +328,7 @@ with guard("Mitigation"):
             st.caption(note)
 
 with guard("Probes and analyses"):
-    found = [path for path in sorted(entry.artifacts) if path.startswith("analyses/") and path.endswith(".json")]
+    found = [path for path in sorted(entry.artifacts) if path.startswith(artifacts.ANALYSES_FOLDER) and path.endswith(".json")]
     if found:
         st.subheader("Probes and analyses of this domain", anchor="analyses")
         for path in found:

@@ -6,6 +6,7 @@ import re
 import streamlit as st
 
 from common import guard, load_bytes, pick_run, show_plot
+from pipeline import artifacts
 from pipeline import reports_index as index
 from pipeline import static_report
 
@@ -27,8 +28,8 @@ with guard("Downloads"):
                            file_name=f"{entry.domain}-{entry.run_id}.zip", mime="application/zip",
                            on_click="ignore", icon=":material/folder_zip:", key="download_zip",
                            help="The manifest and every artifact it lists, each checked against its SHA-256.")
-    if "model_card.md" in entry.artifacts:
-        right.download_button("Model card (Markdown)", data=load_bytes(entry, "model_card.md"),
+    if artifacts.MODEL_CARD_MARKDOWN in entry.artifacts:
+        right.download_button("Model card (Markdown)", data=load_bytes(entry, artifacts.MODEL_CARD_MARKDOWN),
                               file_name=f"model_card-{entry.run_id}.md", mime="text/markdown", on_click="ignore",
                               icon=":material/description:", key="download_card")
 
@@ -52,10 +53,10 @@ with guard("Downloads"):
 
 with guard("The model card"):
     st.subheader("Model card")
-    if "model_card.md" not in entry.artifacts:
+    if artifacts.MODEL_CARD_MARKDOWN not in entry.artifacts:
         st.info("This run has no model card (model_card.md is not in its manifest).")
     else:
-        card = load_bytes(entry, "model_card.md").decode("utf-8")
+        card = load_bytes(entry, artifacts.MODEL_CARD_MARKDOWN).decode("utf-8")
         card = re.sub(r"^(#{1,5}) ", r"#\1 ", card, flags=re.M)  # one level down: the page has its own title
         with st.container(border=True):
             position = 0

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from common import contents, fmt, guard, load_json, pick_run, show_plot
+from pipeline import artifacts
 from pipeline import reports_index as index
 from pipeline.stages.deploy import decision_rows
 from pipeline.stages.gate import verdict_label
@@ -14,9 +15,9 @@ entry = pick_run("Edge trade-offs")
 if entry is None:
     st.stop()
 
-metrics = load_json(entry, "metrics.json") or {}
+metrics = load_json(entry, artifacts.METRICS) or {}
 headline = metrics.get("headline_metric") or entry.headline_metric or "quality"
-rows = index.tradeoff_rows(entry.manifest, metrics, load_json(entry, "compression.json"), entry.gate)
+rows = index.tradeoff_rows(entry.manifest, metrics, load_json(entry, artifacts.COMPRESSION), entry.gate)
 built = [row for row in rows if row["status"] == "ok"]
 ship = entry.ship_variant
 contents([("Which variant ships", "ships"), ("Trade-off chart", "tradeoff"), ("Every variant", "variants"),
@@ -35,7 +36,7 @@ for row in rows:
 
 with guard("The decision table"):
     st.subheader("Which variant ships, and why", anchor="ships")
-    deployment = load_json(entry, "deployment.json")
+    deployment = load_json(entry, artifacts.DEPLOYMENT)
     if not deployment:
         st.info("This run has no deployment.json (it was written before device targets existed): "
                 "re-run it to see the decision table.")
@@ -198,6 +199,6 @@ with guard("The gate checks"):
                            for c in checks]))
 
 with st.expander("The run's own plots"):
-    shown = [show_plot(entry, path) for path in ("plots/tradeoff.png", "plots/latency.png")]
+    shown = [show_plot(entry, path) for path in (artifacts.plot_path("tradeoff"), artifacts.plot_path("latency"))]
     if not any(shown):
         st.caption("This run has no trade-off plots.")

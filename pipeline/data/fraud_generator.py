@@ -110,7 +110,12 @@ def _solve_intercept(logit: np.ndarray, target: float) -> float:
 
 
 def generate_transactions(rows: int = 24000, seed: int = 0) -> pd.DataFrame:
-    """Synthetic card transactions with an `is_fraud` label; see the module docstring."""
+    """Synthetic card transactions with an `is_fraud` label; see the module docstring.
+
+    One function on purpose: every column is drawn from one seeded stream in a fixed order,
+    and the numbered steps read top to bottom as the module docstring tells them; split
+    into helpers, the order of the draws would be spread over many signatures.
+    """
     if rows < 1:
         raise ValueError(f"rows must be at least 1, got {rows}")
     n = int(rows)

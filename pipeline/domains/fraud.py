@@ -19,6 +19,7 @@ import numpy as np
 
 from pipeline.data.fraud_generator import LABEL_COLUMN, SENSITIVE_COLUMNS, generate_transactions
 from pipeline.data.tabular import encode_tabular, load_tabular
+from pipeline.options import DomainOption
 from pipeline.domain import Domain, DomainData
 
 DATA_SEED = 0
@@ -61,7 +62,10 @@ class FraudDomain(Domain):
     default_label = LABEL_COLUMN
     default_sensitive = SENSITIVE_COLUMNS
     model_builder = staticmethod(build_mlp)
-    supports_cluster_column = True
+    options = (DomainOption(
+        "cluster_column", metavar="COLUMN",
+        help="the unit each row belongs to (a customer id): a unit's rows stay in one split, and the audit's "
+             "intervals resample whole units"),)
 
     def load(self, config) -> DomainData:
         if config.data_path is None:
@@ -73,7 +77,7 @@ class FraudDomain(Domain):
                 seed=config.seed,
                 min_group_size=config.min_group_size,
                 max_rows=config.max_rows,
-                cluster_column=config.cluster_column,
+                cluster_column=config.option("cluster_column"),
                 positive_class="fraud",
                 kind="generated",
                 description=(f"synthetic card transactions ({DEFAULT_ROWS} rows, about 2 % fraud), "
@@ -90,7 +94,7 @@ class FraudDomain(Domain):
             seed=config.seed,
             min_group_size=config.min_group_size,
             max_rows=config.max_rows,
-            cluster_column=config.cluster_column,
+            cluster_column=config.option("cluster_column"),
             kind="file",
         )
 

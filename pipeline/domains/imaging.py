@@ -15,7 +15,7 @@ applies to each batch on the host's CPU threads (pipeline/stages/input_pipeline.
 XLA can compile the model on a GPU and the converted twin is the trained model itself.
 
 Explanations: the exact grouped permutation explainer of the tabular domain, with the
-regions of an 8 x 8 grid as players (`pipeline.stages.explain_image`), for the float
+regions of an 8 x 8 grid as players (`pipeline.explainers.image`), for the float
 model and the int8 `.tflite` alike, plus the share of attribution mass on every region,
 corner and border, per group. On the default data, the share on the marker's region is
 reported by name, and `extra_analyses` stamps / erases the marker on test images to
@@ -30,12 +30,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from pipeline.data import imaging_generator as generator
 from pipeline.data.images import ImageCollection, assemble, encode_images, load_images
 from pipeline.domain import Domain, DomainData
 from pipeline.errors import InputError
+from pipeline.explainers.image import ImageExplainer, local_examples  # noqa: F401 (local_examples lived here)
+from pipeline.options import DomainOption
 
 DATA_SEED = 0
 DEFAULT_IMAGES = generator.DEFAULT_IMAGES
@@ -135,6 +136,13 @@ def augment_images(images: Any, seed: Any) -> Any:
     return tf.clip_by_value((moved - mean) * factor + mean, 0.0, 1.0)
 
 
+def marker_region_by_name(preprocessing: dict) -> dict[str, list[str]] | None:
+    """The regions the explanations report by name: on the default data, the region of site C's marker."""
+    if not preprocessing.get("default_data"):
+        return None
+    return {MARKER_REGION_NAME: [preprocessing["default_data"]["marker_region"]]}
+
+
 class ImagingDomain(Domain):
     name = "imaging"
     title = "Chest X-ray pneumonia screening"
@@ -145,20 +153,29 @@ class ImagingDomain(Domain):
     default_label = generator.LABEL_COLUMN
     default_sensitive = generator.SENSITIVE_COLUMNS
     model_builder = staticmethod(build_cnn)
-    supports_cluster_column = True  # a patient id in the --metadata CSV
+    options = (
+        DomainOption("metadata_path", kind="path", flag="--metadata", metavar="CSV",
+                     help="a CSV mapping each image id to its group columns (sex, age, site, ...)"),
+        DomainOption("skip_unreadable", kind="flag", default=False,
+                     help="skip unreadable image files and count them, instead of stopping"),
+        DomainOption("cluster_column", metavar="COLUMN",
+                     help="a --metadata column naming the unit each image belongs to (a patient id): a unit's "
+                          "images stay in one split, and the audit's intervals resample whole units"),
+    )
 
     # ---- data --------------------------------------------------------------------------
     def load(self, config) -> DomainData:
         if config.data_path is None:
             return self._load_default(config)
         return load_images(config.data_path, seed=config.seed, max_rows=config.max_rows,
-                           min_group_size=config.min_group_size, metadata_path=config.metadata_path,
+                           min_group_size=config.min_group_size, metadata_path=config.option("metadata_path"),
                            label_column=config.label_column, sensitive_columns=tuple(config.sensitive_columns),
-                           skip_unreadable=config.skip_unreadable, cluster_column=config.cluster_column)
+                           skip_unreadable=config.option("skip_unreadable"),
+                           cluster_column=config.option("cluster_column"))
 
     def _load_default(self, config) -> DomainData:
         source = "the default imaging data (generated)"
-        if (config.metadata_path is not None or config.cluster_column is not None
+        if (config.option("metadata_path") is not None or config.option("cluster_column") is not None
                 or config.label_column not in (None, self.default_label)):
             raise InputError("--metadata, --cluster-column and --label apply to your own images, not to the "
                              "generated default data",
@@ -210,26 +227,9 @@ class ImagingDomain(Domain):
         return augment_images
 
     # ---- explanations ------------------------------------------------------------------
-    def explain(self, *, predict_functions: dict, data: DomainData, background: np.ndarray, rows: np.ndarray,
-                row_ids: list[int], local_row_ids: list[int], seed: int, reference: str) -> dict:
-        from pipeline.stages.explain_image import explain_images
-
-        regions = data.preprocessing["explanation_regions"]
-        labels = data.test.labels[np.asarray(row_ids, dtype=np.int64)]
-        groups = data.test.groups.iloc[list(row_ids)].reset_index(drop=True)
-        named = None
-        if data.preprocessing.get("default_data"):
-            named = {MARKER_REGION_NAME: [data.preprocessing["default_data"]["marker_region"]]}
-        return explain_images(
-            predict_functions=predict_functions, background=background, rows=rows, row_ids=row_ids,
-            local_row_ids=local_examples(row_ids, labels, groups, first=local_row_ids),
-            regions=data.feature_groups, row_edges=regions["row_edges"], column_edges=regions["column_edges"],
-            labels=labels, groups=groups, named_regions=named, seed=seed, reference=reference)
-
-    def explanation_figures(self, explanation: dict) -> dict:
-        from pipeline.stages.explain_image import image_explanation_figures
-
-        return image_explanation_figures(explanation)
+    # SHAP per region of the 8 x 8 grid (pipeline/explainers/image.py); on the default data the
+    # share on the marker's region is reported by name.
+    explainer = ImageExplainer(named_regions=marker_region_by_name)
 
     # ---- the shortcut probe (default data) ---------------------------------------------
     def extra_analyses(self, *, predict_functions: dict, thresholds: dict, preprocessing: dict, data: DomainData,
@@ -252,28 +252,6 @@ def _default_images() -> generator.GeneratedImages:
         array.setflags(write=False)
     return generated
 
-
-def local_examples(row_ids: Sequence[int], labels: np.ndarray, groups: pd.DataFrame, *,
-                   first: Sequence[int] = ()) -> list[int]:
-    """The given rows, then a few more so that every (group column, group, class) cell has an example.
-
-    Greedy: each added row is the one covering the most cells not yet covered (ties: the
-    earliest), so about max(groups per column) x 2 rows are added.
-    """
-    row_ids = [int(r) for r in row_ids]
-    cells = [{(column, str(groups[column].iloc[i]), int(labels[i])) for column in groups.columns}
-             for i in range(len(row_ids))]
-    chosen = [int(r) for r in first if int(r) in row_ids]
-    covered = set().union(*(cells[row_ids.index(r)] for r in chosen)) if chosen else set()
-    wanted = set().union(*cells) if cells else set()
-    while wanted - covered:
-        gains = [len(c - covered) if row_ids[i] not in chosen else -1 for i, c in enumerate(cells)]
-        best = int(np.argmax(gains))
-        if gains[best] <= 0:
-            break
-        chosen.append(row_ids[best])
-        covered |= cells[best]
-    return chosen
 
 
 def shortcut_probe(*, predict_functions: dict, thresholds: dict, preprocessing: dict, data: DomainData,

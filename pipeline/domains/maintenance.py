@@ -33,7 +33,7 @@ windows / readings not flagged; missed failures are the costly error) and false 
 1,000 cycles (each window or reading is one cycle of operation). An extra analysis
 ("missed_failures_by_group") puts the miss rate by group, with intervals, for every model
 in the model card. Explanations of windows are SHAP values per (sensor, time block) cell,
-drawn as heatmaps (`pipeline.stages.explain_window`); readings use the tabular explainer.
+drawn as heatmaps (`pipeline.explainers.window`); readings use the tabular explainer.
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ from pipeline.data.tabular import encode_tabular, load_tabular, read_csv_file
 from pipeline.domain import DataSource, Domain, DomainData
 from pipeline.domains.fraud import DROPOUT_RATE, HIDDEN_UNITS, build_mlp
 from pipeline.errors import InputError
+from pipeline.explainers.tabular import TabularExplainer
+from pipeline.explainers.window import WindowExplainer
+from pipeline.options import DomainOption
 
 DATA_SEED = 0
 DEFAULT_UNITS = 240
@@ -165,13 +168,17 @@ class MaintenanceDomain(Domain):
     default_label = "fails within --horizon cycles (histories); 'Machine failure' (readings)"
     default_sensitive = ("make", "regime")
     model_builder = staticmethod(build_maintenance_model)
+    options = (
+        DomainOption("window", type=int, default=30, minimum=2, metavar="CYCLES",
+                     help="sensor histories: cycles per input window"),
+        DomainOption("horizon", type=int, default=30, minimum=1, metavar="CYCLES",
+                     help="sensor histories: a window is positive if the unit fails within this many cycles"),
+    )
 
     def __init__(self, architecture: str = "cnn"):
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}")
         self.architecture = architecture
-        # The format of the data last loaded: twin_model_options() has no arguments to look at.
-        self._format: str | None = None
 
     # ---- data ----------------------------------------------------------------------------
     def load(self, config) -> DomainData:
@@ -179,7 +186,7 @@ class MaintenanceDomain(Domain):
             frame = generate_histories(DEFAULT_UNITS, DATA_SEED)
             table = histories.histories_from_frame(frame, source="the default maintenance data (generated)")
             data = histories.load_histories(
-                table, window=config.window, horizon=config.horizon, sensitive_columns=config.sensitive_columns,
+                table, window=config.option("window"), horizon=config.option("horizon"), sensitive_columns=config.sensitive_columns,
                 seed=config.seed, max_rows=config.max_rows, min_group_size=config.min_group_size, kind="generated",
                 description=f"generated run-to-failure histories of {DEFAULT_UNITS} units (3 makes, 3 operating "
                             f"regimes, seed {DATA_SEED}), {len(frame)} cycles")
@@ -190,17 +197,18 @@ class MaintenanceDomain(Domain):
         else:
             train, test, remaining = histories.read_history_path(config.data_path)
             data = histories.load_histories(
-                train, test=test, test_remaining_life=remaining, window=config.window, horizon=config.horizon,
+                train, test=test, test_remaining_life=remaining, window=config.option("window"), horizon=config.option("horizon"),
                 sensitive_columns=config.sensitive_columns, seed=config.seed, max_rows=config.max_rows,
                 min_group_size=config.min_group_size, kind="file", path=str(config.data_path))
         if data.preprocessing["format"] == histories.FORMAT and config.label_column:
             data = _with_notes(data, [f"--label {config.label_column!r} ignored: for histories the label is "
-                                      f"'fails within --horizon ({config.horizon}) cycles'"])
-        self._format = data.preprocessing["format"]
-        # The class says "window" (the default data); a per-reading run is tabular, and its
-        # manifest and model card should say so.
-        self.modality = "window" if self._format == histories.FORMAT else "tabular"
+                                      f"'fails within --horizon ({config.option('horizon')}) cycles'"])
         return data
+
+    def modality_of(self, data: DomainData) -> str:
+        """The class says "window" (the default data); a per-reading table is tabular, and its manifest
+        and model card say so."""
+        return "window" if data.preprocessing["format"] == histories.FORMAT else "tabular"
 
     def _load_readings(self, config) -> DomainData:
         path = str(config.data_path)
@@ -267,11 +275,11 @@ class MaintenanceDomain(Domain):
         return {"architecture": "cnn", "filters": CNN_FILTERS, "kernel_size": CNN_KERNEL_SIZE,
                 "dense_units": DENSE_UNITS, "dropout_rate": WINDOW_DROPOUT_RATE}
 
-    def twin_model_options(self) -> dict:
+    def twin_model_options(self, data: DomainData) -> dict:
         # LiteRT converts a recurrent layer only with a fixed batch (STACK_NOTES.md); and the
         # GRU's WHILE loop crashed the int8 converter (SIGSEGV, measured here for int8, pruned,
         # QAT and PQAT alike), while the same GRU unrolled over the window converts to plain ops.
-        if self._format == histories.FORMAT and self.architecture == "gru":
+        if data.preprocessing["format"] == histories.FORMAT and self.architecture == "gru":
             return {"batch_size": 1, "unroll": True}
         return {}
 
@@ -287,23 +295,12 @@ class MaintenanceDomain(Domain):
         return quality
 
     # ---- explanations ----------------------------------------------------------------------
-    def explain(self, *, predict_functions: dict, data: DomainData, background: np.ndarray, rows: np.ndarray,
-                row_ids: list[int], local_row_ids: list[int], seed: int, reference: str) -> dict:
-        if data.preprocessing["format"] != histories.FORMAT:
-            return super().explain(predict_functions=predict_functions, data=data, background=background, rows=rows,
-                                   row_ids=row_ids, local_row_ids=local_row_ids, seed=seed, reference=reference)
-        from pipeline.stages.explain_window import explain_windows
+    # Sensor histories: SHAP per (sensor, time block) cell of a window (pipeline/explainers/window.py),
+    # the default data's; per-reading tables: the tabular explainer (explainer_for chooses by the data).
+    explainer = WindowExplainer()
 
-        return explain_windows(predict_functions=predict_functions, background=background, rows=rows,
-                               row_ids=row_ids, local_row_ids=local_row_ids, sensors=data.preprocessing["sensors"],
-                               seed=seed, reference=reference)
-
-    def explanation_figures(self, explanation: dict) -> dict:
-        if "window_cells" in explanation:
-            from pipeline.stages.explain_window import window_explanation_figures
-
-            return window_explanation_figures(explanation)
-        return super().explanation_figures(explanation)
+    def explainer_for(self, data: DomainData):
+        return self.explainer if self.modality_of(data) == "window" else TabularExplainer()
 
     # ---- the headline: missed failures by group -------------------------------------------
     def extra_analyses(self, *, predict_functions: dict, thresholds: dict, preprocessing: dict, data: DomainData,

@@ -34,7 +34,7 @@ then measures what compression did to the ranking.
 
 Audit: groups by identity terms found in the text (`pipeline.data.text.IDENTITY_TERMS`,
 replaceable with `SentimentDomain(identity_terms=...)`), plus two extra analyses: the
-counterfactual probe (`pipeline.stages.probe`; --probe for your own file) on the float
+counterfactual probe (`pipeline.explainers.probes`; --probe for your own file) on the float
 model and every variant, and the identity mentions in the data with their share of
 negative labels.
 """
@@ -42,7 +42,6 @@ negative labels.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -54,6 +53,8 @@ from pipeline.data.sentiment_generator import (
 )
 from pipeline.data.text import IDENTITY_TERMS, check_identity_terms, encode_texts, load_text, read_identity_terms
 from pipeline.domain import Domain, DomainData
+from pipeline.explainers.text import TextExplainer
+from pipeline.options import DomainOption
 
 DATA_SEED = 0
 DEFAULT_ROWS = 12000
@@ -144,17 +145,27 @@ class SentimentDomain(Domain):
     # the embedding's gradient is a scatter-add, slow in 16-bit on a GPU.
     mixed_precision_on_accelerator = False
     model_builder = staticmethod(build_text_model)
+    options = (
+        DomainOption("text_column", metavar="COLUMN", help="the column of --data holding the text"),
+        DomainOption("probe_path", kind="path", flag="--probe",
+                     help="your own counterfactual probe file with columns text, group[, label]"),
+        DomainOption("identity_terms_path", kind="path", flag="--identity-terms", metavar="JSON",
+                     help='your own identity-term lists that define the audit groups, as JSON {"axis": {"group": '
+                          '["term", ...]}}, e.g. {"religion": {"muslim": ["muslim", "muslims"], "christian": '
+                          '["christian"]}}; replaces the built-in lists'),
+    )
 
     def __init__(self, identity_terms: Mapping[str, Mapping[str, Sequence[str]]] | None = None):
         self.identity_terms = check_identity_terms(IDENTITY_TERMS if identity_terms is None else identity_terms)
 
     # ---- data ----------------------------------------------------------------------------
     def load(self, config) -> DomainData:
-        if config.probe_path:
-            from pipeline.stages.probe import read_probe_file
+        from pipeline.data.probe_file import read_probe_file
 
-            read_probe_file(config.probe_path)  # a bad probe file fails now, not after training
-        common = dict(sensitive_columns=tuple(config.sensitive_columns), identity_terms=self.terms_for(config),
+        # Read here, so that a bad file fails before training and no later step reads a file.
+        probe = read_probe_file(config.option("probe_path")) if config.option("probe_path") else None
+        terms = self.terms_for(config)
+        common = dict(sensitive_columns=tuple(config.sensitive_columns), identity_terms=terms,
                       seed=config.seed, min_group_size=config.min_group_size, max_rows=config.max_rows)
         if config.data_path is None:
             frame = generate_reviews(rows=DEFAULT_ROWS, seed=DATA_SEED)[[TEXT_COLUMN, LABEL_COLUMN]]
@@ -169,16 +180,24 @@ class SentimentDomain(Domain):
                     f"mentions independently of the label (a control)")
             data = _with_notes(data, first=(note,))
         else:
-            data = load_text(config.data_path, text_column=config.text_column, label_column=config.label_column,
+            data = load_text(config.data_path, text_column=config.option("text_column"), label_column=config.label_column,
                              kind="file", **common)
-        terms_note = ((f"identity terms from {config.identity_terms_path} (--identity-terms): "
-                       + "; ".join(f"{axis}: {', '.join(groups)}" for axis, groups in self.terms_for(config).items()),)
-                      if config.identity_terms_path else ())
-        return _with_notes(data, last=terms_note)
+        terms_note = ((f"identity terms from {config.option('identity_terms_path')} (--identity-terms): "
+                       + "; ".join(f"{axis}: {', '.join(groups)}" for axis, groups in terms.items()),)
+                      if config.option("identity_terms_path") else ())
+        return dataclasses.replace(_with_notes(data, last=terms_note),
+                                   analysis_inputs={"probe": probe, "identity_terms": terms})
+
+    def sensitive_inputs(self, data: DomainData) -> list[str]:
+        """Groups built from identity terms are read from the text the model takes in; a file's own group
+        columns are not."""
+        axes = set(data.analysis_inputs.get("identity_terms") or self.identity_terms) | {"identity"}
+        return [column for column in data.sensitive_columns if column in axes]
 
     def terms_for(self, config) -> dict[str, dict[str, tuple[str, ...]]]:
         """The identity-term lists of a run: the --identity-terms file's, else this domain's."""
-        return read_identity_terms(config.identity_terms_path) if config.identity_terms_path else self.identity_terms
+        path = config.option("identity_terms_path")
+        return read_identity_terms(path) if path else self.identity_terms
 
     def encode(self, preprocessing: dict, raw: Any) -> np.ndarray:
         return encode_texts(preprocessing, raw)
@@ -190,37 +209,25 @@ class SentimentDomain(Domain):
                 "output_max_norm": OUTPUT_MAX_NORM}
 
     # ---- explanation -------------------------------------------------------------------------
-    def explain(self, *, predict_functions: dict, data: DomainData, background: np.ndarray, rows: np.ndarray,
-                row_ids: list[int], local_row_ids: list[int], seed: int, reference: str) -> dict:
-        from pipeline.stages.explain_text import explain_texts
-
-        spec = json.loads(json.dumps(data.preprocessing))   # the spec as shipped (a JSON round trip)
-        texts = [str(t) for t in np.asarray(data.test.raw, dtype=object)[np.asarray(row_ids, dtype=np.int64)]]
-        if not np.array_equal(encode_texts(spec, texts), np.asarray(rows)):
-            raise ValueError("the texts to explain do not encode to the model inputs given: the shipped tokenizer "
-                             "spec differs from the one the pipeline used")
-        return explain_texts(predict_functions=predict_functions, spec=spec, texts=texts, row_ids=row_ids,
-                             local_row_ids=local_row_ids, seed=seed, reference=reference)
-
-    def explanation_figures(self, explanation: dict) -> dict:
-        from pipeline.stages.explain_text import text_explanation_figures
-
-        return text_explanation_figures(explanation)
+    # Token attributions on the raw test texts, through the shipped tokenizer spec
+    # (pipeline/explainers/text.py).
+    explainer = TextExplainer()
 
     # ---- audit extras ------------------------------------------------------------------------
     def extra_analyses(self, *, predict_functions: dict, thresholds: dict, preprocessing: dict, data: DomainData,
                        config) -> dict:
         from pipeline.config import FLOAT_MODEL
-        from pipeline.stages.probe import default_probe, read_probe_file, run_probe
+        from pipeline.explainers.probes import default_probe, run_probe
 
-        probe = read_probe_file(config.probe_path) if config.probe_path else default_probe()
+        probe = data.analysis_inputs.get("probe") or default_probe()
         reference = FLOAT_MODEL if FLOAT_MODEL in predict_functions else next(iter(predict_functions))
         result = run_probe(probe, predict_functions=predict_functions, spec=preprocessing,
                            reference_model=reference, bootstrap_samples=config.bootstrap_samples, seed=config.seed)
-        return {"counterfactual_probe": result, "identity_mentions": identity_mentions(data, self.terms_for(config))}
+        terms = data.analysis_inputs.get("identity_terms") or self.identity_terms
+        return {"counterfactual_probe": result, "identity_mentions": identity_mentions(data, terms)}
 
     def extra_figures(self, analyses: dict) -> dict:
-        from pipeline.stages.probe import probe_figures
+        from pipeline.explainers.probes import probe_figures
 
         probe = analyses.get("counterfactual_probe")
         return probe_figures(probe) if probe else {}

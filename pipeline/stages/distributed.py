@@ -4,8 +4,10 @@ Keras 3 does not train under MultiWorkerMirroredStrategy (its `fit` fails conver
 PerReplica value to a Tensor: keras-team/keras#20585, open since Keras 3.7; seen here with
 keras 3.15.1 / tensorflow 2.21.0). tf_keras does. Every domain's model builder takes the
 Keras module, so multi-worker training builds the tf_keras flavour of the same model,
-trains it across the workers, and hands the weights back by layer name; the parent copies
-them into the Keras 3 model and every later stage is unchanged.
+trains it across the workers with the same compile and fit as one machine (fitting.py), and
+hands the weights back by layer name; the parent copies them into the Keras 3 model
+(twin.py) and every later stage is unchanged. What is here is what only several machines
+need: TF_CONFIG, the strategy and its scope, the chief's and the workers' roles, sharding.
 
 As in compression, all of it runs in a spawned child process: TF_CONFIG and tf_keras stay
 out of the parent. Every worker runs the same command; worker 0 is the chief, and only the
@@ -26,6 +28,10 @@ import numpy as np
 
 from pipeline.console import descriptors_redirected, verbose
 from pipeline.errors import InputError
+from pipeline.runtime import set_deterministic_ops
+from pipeline.stages.fitting import compile_model, fit
+from pipeline.stages.input_pipeline import evaluation_dataset, training_dataset
+from pipeline.stages.twin import weights_by_layer_name
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,7 @@ class DistributedJob:
     validation_labels: np.ndarray
     epochs: int
     batch_size: int             # per worker; the global batch is batch_size × workers
-    optimizer: str              # pipeline.stages.train.OPTIMIZERS
+    optimizer: str              # pipeline.stages.fitting.OPTIMIZERS
     learning_rate: float
     patience: int
     seed: int
@@ -173,11 +179,6 @@ def _train(job: DistributedJob, report: Callable[[str], None]) -> DistributedRes
     import tensorflow as tf
     import tf_keras
 
-    from pipeline.runtime import set_deterministic_ops
-    from pipeline.stages.compress import weights_by_layer_name
-    from pipeline.stages.input_pipeline import evaluation_dataset, training_dataset
-    from pipeline.stages.train import make_optimizer
-
     set_deterministic_ops(job.deterministic_ops)
     tf_keras.utils.set_random_seed(job.seed)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -194,21 +195,12 @@ def _train(job: DistributedJob, report: Callable[[str], None]) -> DistributedRes
 
     with strategy.scope():
         model = job.model_builder(tf_keras, job.input_shape, **job.model_options)
-        model.compile(optimizer=make_optimizer(tf_keras, job.optimizer, job.learning_rate), loss="binary_crossentropy",
-                      metrics=[tf_keras.metrics.AUC(curve="PR", name="pr_auc"), tf_keras.metrics.AUC(name="roc_auc")])
+        compile_model(tf_keras, model, optimizer=job.optimizer, learning_rate=job.learning_rate)
 
-    class EpochLine(tf_keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            shown = "  ".join(f"{key} {logs[key]:.4f}" for key in ("loss", "val_loss", "val_pr_auc") if key in logs)
-            report(f"  epoch {epoch + 1}/{job.epochs}  {shown}")
-
-    stopper = tf_keras.callbacks.EarlyStopping(monitor="val_pr_auc", mode="max", patience=job.patience,
-                                               restore_best_weights=True)
-    history = model.fit(batches.with_options(options), validation_data=validation.with_options(options),
-                        epochs=job.epochs, verbose=0, callbacks=[stopper, EpochLine()])
+    # The workers' epoch lines have always shown loss, val_loss and val_pr_auc, untimed: kept as they were.
+    history = fit(tf_keras, model, batches.with_options(options), validation=validation.with_options(options),
+                  epochs=job.epochs, patience=job.patience, progress=report,
+                  epoch_line_keys=("loss", "val_loss", "val_pr_auc"), timed_epoch_lines=False)
     weights = weights_by_layer_name(model)
-    return DistributedResult(
-        weights=weights,
-        history={name: [float(v) for v in values] for name, values in history.history.items()},
-        replicas_in_sync=int(replicas), weights_fingerprint=weights_fingerprint(weights))
+    return DistributedResult(weights=weights, history=history.values, replicas_in_sync=int(replicas),
+                             weights_fingerprint=weights_fingerprint(weights))

@@ -1,4 +1,9 @@
-"""Train: the domain's Functional model in Keras 3, early-stopped on validation PR-AUC."""
+"""Train: the domain's Functional model in Keras 3, early-stopped on validation PR-AUC.
+
+One machine trains here, in Keras 3; several machines train through distributed.py (tf_keras
+under MultiWorkerMirroredStrategy) and the weights come back into the Keras 3 model. Both go
+through the one compile and fit of fitting.py.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +14,11 @@ from typing import Any, Callable
 import numpy as np
 
 from pipeline.runtime import Runtime
+from pipeline.stages.distributed import DistributedJob, train_multi_worker
+# OPTIMIZERS and make_optimizer are re-exported: callers have imported them from this module.
+from pipeline.stages.fitting import OPTIMIZERS, best_epoch, compile_model, fit, make_optimizer  # noqa: F401
 from pipeline.stages.input_pipeline import Augmentation, evaluation_dataset, training_dataset
-
-
-# The optimizers a domain may train with (Domain.optimizer), built the same way in Keras 3
-# and tf_keras: Adam, or Adadelta with Zeiler's rho and epsilon as Kim (2014) used it.
-OPTIMIZERS = ("adam", "adadelta")
-
-
-def make_optimizer(keras: Any, name: str, learning_rate: float) -> Any:
-    """The named optimizer of the Keras module `keras` (Keras 3 or tf_keras)."""
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate)
-    if name == "adadelta":
-        return keras.optimizers.Adadelta(learning_rate=learning_rate, rho=0.95, epsilon=1e-6)
-    raise ValueError(f"optimizer is {name!r}, expected one of {', '.join(OPTIMIZERS)}")
+from pipeline.stages.twin import build_with_weights
 
 
 @dataclass
@@ -94,17 +89,10 @@ def train_model(
             validation_labels=validation_labels, runtime=runtime, epochs=epochs, optimizer=optimizer,
             learning_rate=learning_rate, patience=patience, progress=progress, augmentation=augmentation)
     model = model_builder(keras, input_shape, **model_options)
-    model.compile(
-        optimizer=make_optimizer(keras, optimizer, learning_rate),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.AUC(curve="PR", name="pr_auc"), keras.metrics.AUC(name="roc_auc")],
-        jit_compile=runtime.jit_compile,
-    )
+    compile_model(keras, model, optimizer=optimizer, learning_rate=learning_rate, jit_compile=runtime.jit_compile)
     class_weights = class_weights_for(train_labels)
     batches, pipeline = training_dataset(train_features, train_labels, class_weights=class_weights,
                                          batch_size=runtime.batch_size, seed=runtime.seed, augmentation=augmentation)
-    stopper = keras.callbacks.EarlyStopping(monitor="val_pr_auc", mode="max", patience=patience,
-                                            restore_best_weights=True)
     started = time.monotonic()
     # TensorFlow 2.21 logs an error-level line ("NodeDef mentions attribute
     # use_unbounded_threadpool ...") for its own tf.data graph under op determinism; native
@@ -112,16 +100,12 @@ def train_model(
     from pipeline.console import native_output_silenced
 
     with native_output_silenced():
-        history = model.fit(
-            batches, validation_data=evaluation_dataset(validation_features, validation_labels,
-                                                        batch_size=runtime.batch_size),
-            epochs=epochs, callbacks=[stopper, _EpochLine(epochs, progress)], verbose=0, shuffle=False,  # shuffled above
-        )
-    values = {name: [float(v) for v in series] for name, series in history.history.items()}
-    best_epoch = int(np.argmax(values["val_pr_auc"])) + 1 if values.get("val_pr_auc") else len(history.epoch)
-    return TrainedModel(model=model, history=values, seconds=time.monotonic() - started,
-                        epochs_run=len(history.epoch), best_epoch=best_epoch, class_weights=class_weights,
-                        optimizer={"name": optimizer, "learning_rate": learning_rate},
+        history = fit(keras, model, batches, validation=evaluation_dataset(validation_features, validation_labels,
+                                                                            batch_size=runtime.batch_size),
+                      epochs=epochs, patience=patience, progress=progress, shuffle=False)  # shuffled above
+    return TrainedModel(model=model, history=history.values, seconds=time.monotonic() - started,
+                        epochs_run=history.epochs_run, best_epoch=best_epoch(history.values, history.epochs_run),
+                        class_weights=class_weights, optimizer={"name": optimizer, "learning_rate": learning_rate},
                         input_pipeline=pipeline.to_json())
 
 
@@ -129,10 +113,8 @@ def _train_on_cluster(cluster, *, model_builder, input_shape, model_options, tra
                       validation_features, validation_labels, runtime: Runtime, epochs: int, optimizer: str,
                       learning_rate: float, patience: int, progress: Callable[[str], None],
                       augmentation: Augmentation | None) -> TrainedModel:
+    """Train across the cluster (distributed.py), then copy the weights into the Keras 3 model."""
     import keras
-
-    from pipeline.stages.compress import copy_weights_by_layer_name
-    from pipeline.stages.distributed import DistributedJob, train_multi_worker
 
     class_weights = class_weights_for(train_labels)
     started = time.monotonic()
@@ -145,12 +127,10 @@ def _train_on_cluster(cluster, *, model_builder, input_shape, model_options, tra
         seed=runtime.seed,
         augmentation=augmentation, deterministic_ops=runtime.deterministic_ops),
         progress=progress)
-    model = model_builder(keras, input_shape, **model_options)
-    copy_weights_by_layer_name(result.weights, model)
-    pr_auc = result.history.get("val_pr_auc", [])
+    model = build_with_weights(keras, model_builder, input_shape, model_options, result.weights)
+    epochs_run = len(result.history.get("loss", []))
     return TrainedModel(model=model, history=result.history, seconds=time.monotonic() - started,
-                        epochs_run=len(result.history.get("loss", [])),
-                        best_epoch=int(np.argmax(pr_auc)) + 1 if pr_auc else len(result.history.get("loss", [])),
+                        epochs_run=epochs_run, best_epoch=best_epoch(result.history, epochs_run),
                         class_weights=class_weights, optimizer={"name": optimizer, "learning_rate": learning_rate},
                         distributed={"workers": list(cluster.workers), "worker_index": cluster.index,
                                      "replicas_in_sync": result.replicas_in_sync,
@@ -171,21 +151,3 @@ def batched_predict_function(model, batch_size: int = 8192) -> Callable[[np.ndar
         return np.concatenate(outputs).reshape(len(features), -1)[:, -1] if outputs else np.zeros(0)
 
     return predict
-
-
-def _EpochLine(total_epochs: int, progress: Callable[[str], None]):
-    import keras
-
-    class EpochLine(keras.callbacks.Callback):
-        """One progress line per epoch."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._started = time.monotonic()
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            shown = "  ".join(f"{key} {logs[key]:.4f}" for key in ("loss", "val_loss", "val_pr_auc", "val_roc_auc")
-                              if key in logs)
-            progress(f"  epoch {epoch + 1}/{total_epochs}  {shown}  ({time.monotonic() - self._started:.1f} s)")
-
-    return EpochLine()

@@ -1,0 +1,104 @@
+"""Fit: the one compile and the one training loop of the domain's model, in Keras 3 or tf_keras.
+
+Both ways of training go through here: the single-machine path (train.py, Keras 3) and the
+multi-worker path (distributed.py, tf_keras under MultiWorkerMirroredStrategy, since Keras 3
+cannot train there). So both use the same optimizer, loss and metrics (PR-AUC and ROC-AUC),
+the same early stopping on validation PR-AUC with the best epoch's weights restored, and the
+same progress line per epoch. What differs stays with each path: where the model is built
+(the strategy's scope), the seeds, the batches and how they are sharded.
+
+Every function takes the Keras module (`keras` or `tf_keras`) as its first argument, as the
+domains' model builders do.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+# The optimizers a domain may train with (Domain.optimizer), built the same way in Keras 3
+# and tf_keras: Adam, or Adadelta with Zeiler's rho and epsilon as Kim (2014) used it.
+OPTIMIZERS = ("adam", "adadelta")
+
+# The values an epoch's progress line shows, in this order, where the epoch's logs hold them.
+EPOCH_LINE_KEYS = ("loss", "val_loss", "val_pr_auc", "val_roc_auc")
+
+
+def make_optimizer(keras: Any, name: str, learning_rate: float) -> Any:
+    """The named optimizer of the Keras module `keras` (Keras 3 or tf_keras)."""
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if name == "adadelta":
+        return keras.optimizers.Adadelta(learning_rate=learning_rate, rho=0.95, epsilon=1e-6)
+    raise ValueError(f"optimizer is {name!r}, expected one of {', '.join(OPTIMIZERS)}")
+
+
+def compile_model(keras: Any, model: Any, *, optimizer: str, learning_rate: float,
+                  jit_compile: bool | None = None) -> None:
+    """Compile `model` for training: the named optimizer, binary cross-entropy, PR-AUC and ROC-AUC.
+
+    jit_compile: XLA on or off (the run's Runtime); None leaves the Keras module's default, as
+    the multi-worker path does.
+    """
+    options = {} if jit_compile is None else {"jit_compile": jit_compile}
+    model.compile(
+        optimizer=make_optimizer(keras, optimizer, learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(curve="PR", name="pr_auc"), keras.metrics.AUC(name="roc_auc")],
+        **options,
+    )
+
+
+@dataclass(frozen=True)
+class FitHistory:
+    values: dict[str, list[float]]   # metric name -> one float per epoch run
+    epochs_run: int
+
+
+def fit(keras: Any, model: Any, batches: Any, *, validation: Any, epochs: int, patience: int,
+        progress: Callable[[str], None], epoch_line_keys: tuple[str, ...] = EPOCH_LINE_KEYS,
+        timed_epoch_lines: bool = True, shuffle: bool | None = None) -> FitHistory:
+    """Train a compiled `model` on `batches`, early-stopped on validation PR-AUC.
+
+    Stops after `patience` epochs without a better validation PR-AUC and restores the weights
+    of the best epoch; reports one line per epoch through `progress` (the values named in
+    `epoch_line_keys`, and the epoch's seconds if `timed_epoch_lines`). shuffle: passed to
+    `model.fit` when given (the batches come shuffled already); None leaves it out.
+    """
+    stopper = keras.callbacks.EarlyStopping(monitor="val_pr_auc", mode="max", patience=patience,
+                                            restore_best_weights=True)
+    line = epoch_line(keras, epochs, progress, keys=epoch_line_keys, timed=timed_epoch_lines)
+    options = {} if shuffle is None else {"shuffle": shuffle}
+    history = model.fit(batches, validation_data=validation, epochs=epochs, callbacks=[stopper, line], verbose=0,
+                        **options)
+    values = {name: [float(value) for value in series] for name, series in history.history.items()}
+    return FitHistory(values=values, epochs_run=len(history.epoch))
+
+
+def best_epoch(history: dict[str, list[float]], epochs_run: int) -> int:
+    """The 1-based epoch of the best validation PR-AUC (the weights early stopping kept); the last
+    epoch run when the history has no validation PR-AUC."""
+    scores = history.get("val_pr_auc")
+    return int(np.argmax(scores)) + 1 if scores else epochs_run
+
+
+def epoch_line(keras: Any, total_epochs: int, progress: Callable[[str], None], *,
+               keys: tuple[str, ...] = EPOCH_LINE_KEYS, timed: bool = True) -> Any:
+    """A `keras.callbacks.Callback` (of the given Keras module) that reports one line per epoch."""
+
+    class EpochLine(keras.callbacks.Callback):
+        """One progress line per epoch."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._started = time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            shown = "  ".join(f"{key} {logs[key]:.4f}" for key in keys if key in logs)
+            seconds = f"  ({time.monotonic() - self._started:.1f} s)" if timed else ""
+            progress(f"  epoch {epoch + 1}/{total_epochs}  {shown}{seconds}")
+
+    return EpochLine()

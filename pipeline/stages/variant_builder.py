@@ -1,0 +1,345 @@
+"""Builds the variants, inside the compression child process (compress.py starts it).
+
+Each variant starts from a fresh tf_keras twin of the trained model (twin.py):
+  * post-training quantization: float32, dynamic range, float16 and int8 are the twin,
+    converted to TFLite with the variant's converter settings;
+  * tfmot fine-tuning: pruned_int8 prunes the twin to the target sparsity while fine-tuning
+    (each candidate learning rate on its own copy, the best on validation kept); qat_int8
+    fine-tunes with fake quantization (BatchNormalization folded first); pqat_int8 does
+    pruning-preserving QAT on the pruned model. Fine-tuning keeps the weights of its best
+    epoch on the validation split.
+
+Only this module imports tfmot, and only in the child: importing it sets
+TF_USE_LEGACY_KERAS=1, which would change what `tf.keras` means in the parent.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from typing import Any, Callable
+
+import numpy as np
+
+from pipeline.stages.batch_norm_folding import fold_batch_normalization
+from pipeline.stages.twin import build_with_weights, max_output_difference
+from pipeline.stages.variants import CompressionJob, VariantResult
+
+
+def child_main(connection, job: CompressionJob, variants: tuple[str, ...], log_path: str) -> None:
+    """The compression child's entry point: builds `variants` one after the other, sending
+    ("start", name), ("progress", text), ("result", VariantResult) and finally ("finished",)."""
+    import sys
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore")
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    builder = VariantBuilder(job, lambda text: connection.send(("progress", text)))
+    for name in variants:
+        connection.send(("start", name))
+        started = time.monotonic()
+        try:
+            result = builder.build(name)
+        except Exception as error:  # a Python-level failure: record it, go on
+            detail = traceback.format_exception_only(type(error), error)[-1].strip()
+            result = VariantResult(name, "failed", reason=_short(detail))
+        result.seconds = time.monotonic() - started
+        connection.send(("result", result))
+    connection.send(("finished",))
+    connection.close()
+
+
+def _short(text: str, limit: int = 400) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class VariantBuilder:
+    """Builds variants inside the child; keeps the pruned model for the PQAT variant."""
+
+    def __init__(self, job: CompressionJob, report: Callable[[str], None]):
+        import tensorflow as tf
+
+        from pipeline.runtime import pin_threads, set_deterministic_ops
+
+        pin_threads(job.threads)  # before any op runs in this process
+        set_deterministic_ops(job.deterministic_ops)
+        import tensorflow_model_optimization as tfmot  # sets TF_USE_LEGACY_KERAS=1
+        import tf_keras
+
+        self.tf, self.tfmot, self.keras = tf, tfmot, tf_keras
+        self.job = job
+        self.report = report
+        self._pruned: tuple[Any, dict] | None = None
+        tf_keras.utils.set_random_seed(job.seed)
+
+    # ---- the twin --------------------------------------------------------------------
+    def twin(self):
+        """A fresh tf_keras copy of the trained model (new layer objects every call)."""
+        options = {**self.job.model_options, **self.job.twin_model_options}
+        return build_with_weights(self.keras, self.job.model_builder, self.job.input_shape, options, self.job.weights)
+
+    # ---- dispatch --------------------------------------------------------------------
+    def build(self, name: str) -> VariantResult:
+        if name == "float32":
+            return self._converted(name, self.twin(), {})
+        if name == "dynamic_range":
+            return self._converted(name, self.twin(), {"optimizations": "DEFAULT"})
+        if name == "float16":
+            return self._converted(name, self.twin(), {"optimizations": "DEFAULT", "supported_types": "float16"})
+        if name == "int8":
+            return self._converted(name, self.twin(), {"optimizations": "DEFAULT", "representative_data": True,
+                                                       "supported_ops": "TFLITE_BUILTINS_INT8"})
+        if name == "pruned_int8":
+            model, details = self._pruned_model()
+            return self._converted(name, model, {"optimizations": "DEFAULT", "representative_data": True,
+                                                 "supported_ops": "TFLITE_BUILTINS_INT8"}, details)
+        if name == "qat_int8":
+            return self._quantization_aware(name, self.twin(), preserve_sparsity=False, details={})
+        if name == "pqat_int8":
+            pruned, pruning_details = self._pruned_model()
+            return self._quantization_aware(name, pruned, preserve_sparsity=True,
+                                            details={"pruning": pruning_details})
+        raise ValueError(f"unknown variant {name!r}")
+
+    # ---- conversion ------------------------------------------------------------------
+    def _converted(self, name: str, model, settings: dict, details: dict | None = None) -> VariantResult:
+        tf = self.tf
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if settings.get("optimizations"):
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if settings.get("supported_types") == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if settings.get("representative_data"):
+            rows = self.job.representative_features
+
+            def representative_dataset():
+                for row in rows:
+                    yield [row[None, ...]]
+
+            converter.representative_dataset = representative_dataset
+            settings = {**settings, "representative_rows": int(len(rows))}
+        if settings.get("supported_ops") == "TFLITE_BUILTINS_INT8":
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if settings.get("representative_data") and not self.job.per_channel_dense:
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+            settings = {**settings, "dense_quantization": "per-tensor"}
+        tflite = converter.convert()
+        return VariantResult(name, "ok", tflite=tflite, details={**(details or {}), "converter": settings})
+
+    # ---- fine-tuning -----------------------------------------------------------------
+    def _fine_tune(self, model, callbacks: list, *, learning_rate: float, eligible_from_step: int = 0) -> dict:
+        """Fine-tune; keep the weights of the best validation epoch among those that end at or
+        after `eligible_from_step` (for pruning: the step the mask reaches its target sparsity)."""
+        job = self.job
+        steps_per_epoch = math.ceil(len(job.train_labels) / job.batch_size)
+        # tfmot's schedules need enough steps to act; repeat epochs on tiny data.
+        epochs = max(job.fine_tune_epochs, math.ceil(20 / steps_per_epoch))
+        model.compile(optimizer=self.keras.optimizers.Adam(learning_rate),
+                      loss="binary_crossentropy")
+        first_eligible = max(1, math.ceil(eligible_from_step / steps_per_epoch))  # 1-based epoch
+        keeper = _best_epoch_keeper(self.keras, job.validation_features, job.validation_labels,
+                                    first_eligible=first_eligible, batch_size=job.batch_size)
+        history = model.fit(job.train_features, job.train_labels, sample_weight=job.train_sample_weights,
+                            batch_size=job.batch_size, epochs=epochs, verbose=0, shuffle=True,
+                            callbacks=[*callbacks, *([keeper] if keeper else [])])
+        summary = {"epochs": epochs, "steps": epochs * steps_per_epoch, "learning_rate": learning_rate,
+                   "final_loss": float(history.history["loss"][-1])}
+        if keeper is None:
+            summary["kept_epoch"] = epochs
+            summary["kept_because"] = "last epoch (no validation split given)"
+        else:
+            summary.update(keeper.restore_best(model))
+        return summary
+
+    def _pruning_schedule(self):
+        job = self.job
+        steps_per_epoch = math.ceil(len(job.train_labels) / job.batch_size)
+        total_steps = max(job.fine_tune_epochs, math.ceil(20 / steps_per_epoch)) * steps_per_epoch
+        # Reach the target after 60 % of the steps (10 mask updates), then let the
+        # remaining steps recover quality with the mask fixed. tfmot prunes only on steps
+        # that are multiples of `frequency`: an end step it never reaches prunes nothing.
+        frequency = max(1, int(0.6 * total_steps) // 10)
+        updates = max(1, min(10, int(0.6 * total_steps) // frequency))
+        end_step = frequency * updates
+        schedule = self.tfmot.sparsity.keras.PolynomialDecay(
+            initial_sparsity=0.0, final_sparsity=job.target_sparsity,
+            begin_step=0, end_step=end_step, frequency=frequency)
+        return schedule, {"schedule": "polynomial_decay", "begin_step": 0, "end_step": end_step,
+                          "frequency": frequency, "total_steps": total_steps}
+
+    def _pruned_model(self):
+        """Prune every layer tfmot can prune, fine-tune, strip. Cached for PQAT.
+
+        With several candidate learning rates (and a validation split), each prunes its own copy
+        of the twin and the copy whose kept epoch scores best on validation is the one kept.
+        """
+        if self._pruned is not None:
+            return self._pruned
+        from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
+
+        sparsity = self.tfmot.sparsity.keras
+        schedule, schedule_details = self._pruning_schedule()
+        rates = self.job.pruning_learning_rates if self.job.validation_features is not None \
+            else self.job.pruning_learning_rates[:1]
+        tried: dict[float, tuple[Any, dict]] = {}
+        for rate in rates:
+            pruned_layers, skipped_layers = [], {}
+
+            def wrap(layer):
+                if not layer.weights:
+                    return layer
+                if PruneRegistry.supports(layer):
+                    pruned_layers.append(layer.name)
+                    return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
+                skipped_layers[layer.name] = f"tfmot cannot prune {type(layer).__name__} layers"
+                return layer
+
+            model = self.keras.models.clone_model(self.twin(), clone_function=wrap)
+            if not pruned_layers:
+                raise RuntimeError("no layer of this model can be pruned by tfmot")
+            self.report(f"pruning {len(pruned_layers)} layers to {self.job.target_sparsity:.0%} sparsity while "
+                        f"fine-tuning at learning rate {rate:g}"
+                        + (f" ({len(tried) + 1} of {len(rates)})" if len(rates) > 1 else ""))
+            training = self._fine_tune(model, [sparsity.UpdatePruningStep()], learning_rate=rate,
+                                       eligible_from_step=schedule_details["end_step"])
+            stripped = sparsity.strip_pruning(model)
+            tried[rate] = (stripped, {
+                "target_sparsity": self.job.target_sparsity,
+                **schedule_details,
+                "fine_tuning": training,
+                "pruned_layers": pruned_layers,
+                "skipped_layers": skipped_layers,
+                "sparsity_after_fine_tuning": _kernel_sparsity(stripped, pruned_layers),
+            })
+        chosen = max(rates, key=lambda rate: _kept_validation_score(tried[rate][1]["fine_tuning"]))
+        stripped, details = tried[chosen]
+        if len(rates) > 1:
+            details["learning_rate_search"] = {
+                "candidates": {f"{rate:g}": {"kept_epoch": tried[rate][1]["fine_tuning"]["kept_epoch"],
+                                             "validation_pr_auc": _kept_validation_score(tried[rate][1]["fine_tuning"])}
+                               for rate in rates},
+                "chosen": chosen,
+                "chosen_because": "best validation PR-AUC at its kept epoch",
+            }
+        elif len(self.job.pruning_learning_rates) > 1:
+            details["learning_rate_search"] = {"chosen": chosen,
+                                               "chosen_because": "the first candidate (no validation split given)"}
+        self._pruned = (stripped, details)
+        return self._pruned
+
+    def _quantization_aware(self, name: str, base_model, *, preserve_sparsity: bool, details: dict) -> VariantResult:
+        from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (
+            Default8BitQuantizeRegistry,
+        )
+
+        # tfmot keeps a BatchNormalization after a convolution as its own layer, which the converter
+        # cannot fold into an already fake-quantized kernel (it stays as int8 MUL + ADD ops, measured:
+        # 2.5x the latency of post-training int8 for the imaging CNN): fold it into the kernel and bias
+        # first, so QAT trains, and the file holds, the folded convolution.
+        try:
+            folded_model, folded = fold_batch_normalization(self.keras, base_model)
+        except Exception as error:  # noqa: BLE001 - an unusual graph: QAT goes on unfolded, and says so
+            folded_model, folded = base_model, []
+            details = {**details, "folded_batch_normalization": f"not folded: {type(error).__name__}: {error}"}
+        if folded:
+            difference = max_output_difference(base_model, folded_model, self.job.representative_features[:64])
+            details = {**details, "folded_batch_normalization": folded,
+                       "folding_max_output_difference": difference}
+            base_model = folded_model
+        quantization = self.tfmot.quantization.keras
+        registry = Default8BitQuantizeRegistry()
+        quantized_layers, skipped_layers = [], {}
+
+        def annotate(layer):
+            if isinstance(layer, self.keras.layers.InputLayer):
+                return layer
+            if registry.supports(layer):
+                if layer.weights:
+                    quantized_layers.append(layer.name)
+                return quantization.quantize_annotate_layer(layer)
+            skipped_layers[layer.name] = f"tfmot's default 8-bit scheme does not support {type(layer).__name__}"
+            return layer
+
+        annotated = self.keras.models.clone_model(base_model, clone_function=annotate)
+        if not quantized_layers:
+            return VariantResult(name, "skipped",
+                                 reason="no layer of this model is supported by quantization-aware training",
+                                 details={"skipped_layers": skipped_layers})
+        with quantization.quantize_scope():
+            if preserve_sparsity:
+                from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
+                    default_8bit_prune_preserve_quantize_scheme as prune_preserve,
+                )
+
+                model = quantization.quantize_apply(
+                    annotated, scheme=prune_preserve.Default8BitPrunePreserveQuantizeScheme())
+            else:
+                model = quantization.quantize_apply(annotated)
+        self.report(f"quantization-aware fine-tuning of {len(quantized_layers)} layers"
+                    + (" (preserving sparsity)" if preserve_sparsity else ""))
+        training = self._fine_tune(model, [], learning_rate=self.job.quantization_aware_learning_rate)
+        details = {**details, "fine_tuning": training, "quantized_layers": quantized_layers,
+                   "skipped_layers": skipped_layers}
+        if preserve_sparsity and skipped_layers:
+            details["note"] = "layers left out of QAT keep float weights and lose their pruning-preserving guarantee"
+        return self._converted(name, model, {"optimizations": "DEFAULT", "representative_data": True}, details)
+
+
+def _best_epoch_keeper(keras, features: np.ndarray | None, labels: np.ndarray | None, *, first_eligible: int,
+                       batch_size: int):
+    """A `keras.callbacks.Callback` (of the given Keras module) that scores every epoch on the
+    validation split by PR-AUC and keeps the weights of the best eligible epoch; None without
+    a validation split with both classes."""
+    if features is None or labels is None or len(labels) == 0 or len(np.unique(labels)) < 2:
+        return None
+    from sklearn.metrics import average_precision_score
+
+    class KeepBestEpoch(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.scores: list[float] = []
+            self.best: tuple[float, int, list[np.ndarray]] | None = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            scores = np.asarray(self.model.predict(features, batch_size=max(batch_size, 1024), verbose=0)).reshape(-1)
+            score = float(average_precision_score(labels, scores))
+            self.scores.append(score)
+            if epoch + 1 >= first_eligible and (self.best is None or score > self.best[0]):
+                self.best = (score, epoch + 1, [np.array(w) for w in self.model.get_weights()])
+
+        def restore_best(self, model) -> dict:
+            score, epoch, weights = self.best
+            model.set_weights(weights)
+            return {"kept_epoch": epoch,
+                    "kept_because": (f"best validation PR-AUC among epochs {first_eligible}-{len(self.scores)}"
+                                     + (" (the epochs after the pruning schedule reached its target)"
+                                        if first_eligible > 1 else "")),
+                    "validation_pr_auc_by_epoch": [round(s, 5) for s in self.scores]}
+
+    return KeepBestEpoch()
+
+
+def _kept_validation_score(fine_tuning: dict) -> float:
+    """Validation PR-AUC of the epoch a fine-tune kept (-inf when it had no validation split)."""
+    scores = fine_tuning.get("validation_pr_auc_by_epoch")
+    return float(scores[fine_tuning["kept_epoch"] - 1]) if scores else float("-inf")
+
+
+def _kernel_sparsity(model, layer_names: list[str]) -> float | None:
+    """Share of exact zeros over the kernels of the given layers."""
+    zeros = total = 0
+    for layer in model.layers:
+        if layer.name in layer_names:
+            for weight in layer.get_weights():
+                if weight.ndim >= 2:
+                    zeros += int((weight == 0).sum())
+                    total += weight.size
+    return round(zeros / total, 4) if total else None
