@@ -235,7 +235,7 @@ def _explainer_comparison(run_dir: Path, case: dict, rows: int = 20, background_
 
     domain, data = _case_data(case)
     preprocessing = json.loads((run_dir / "models" / "preprocessing.json").read_text())
-    if domain.modality != "tabular":
+    if domain.modality_of(data) != "tabular":
         return _explainer_comparison_players(run_dir, domain, data, preprocessing, rows=rows,
                                              background_rows=background_rows)
     rng = np.random.default_rng(0)
@@ -300,7 +300,7 @@ def _explainer_comparison_players(run_dir: Path, domain, data, preprocessing: di
 
     from pipeline.stages.evaluate import LiteRTModel
 
-    modality = domain.modality
+    modality = domain.modality_of(data)
     if modality not in PLAYER_COMPARISON_MODALITIES:
         return {"not_compared": f"no same-player comparison is defined for the {modality!r} modality"}
     # The shipped spec (what the .tflite was trained with), not a re-fit of it.
@@ -540,7 +540,7 @@ def _baselines(case: dict) -> dict:
     from pipeline.metrics import pr_auc, roc_auc
 
     domain, data = _case_data(case)
-    if domain.modality != "tabular":
+    if domain.modality_of(data) != "tabular":
         return {}
     train = domain.encode(data.preprocessing, data.train.raw)
     test = domain.encode(data.preprocessing, data.test.raw)

@@ -99,20 +99,20 @@ def _grouped_case(domain, data, preprocessing: dict, run_dir: Path) -> dict:
     train = domain.encode(preprocessing, data.train.raw)
     test = domain.encode(preprocessing, data.test.raw)
     background = train[rng.choice(len(train), min(BACKGROUND_ROWS, len(train)), replace=False)]
-    count = WINDOW_ROWS if domain.modality == "window" else ROWS
+    count = WINDOW_ROWS if domain.modality_of(data) == "window" else ROWS
     row_ids = sorted(rng.choice(len(test), min(count, len(test)), replace=False).tolist())
     rows = test[row_ids]
     models = {name: LiteRTModel((run_dir / "models" / f"{name}.tflite").read_bytes()).predict
               for name in ("float32", "int8")}
 
-    if domain.modality == "tabular":
+    if domain.modality_of(data) == "tabular":
         from pipeline.explainers.grouped_permutation import explain_groups as explain_tabular
 
         def explain(**options):
             return explain_tabular(predict_functions=models, background=background, rows=rows, row_ids=row_ids,
                                    local_row_ids=[], feature_names=data.feature_names,
                                    feature_groups=data.feature_groups, **{"seed": SEED, **options})
-    elif domain.modality == "window":
+    elif domain.modality_of(data) == "window":
         from pipeline.explainers.window import explain_windows
 
         def explain(**options):
@@ -134,7 +134,7 @@ def _grouped_case(domain, data, preprocessing: dict, run_dir: Path) -> dict:
     settings = pipeline["settings"]
     values = pipeline["_arrays"]["shap_values"]
     result = {
-        "modality": domain.modality, "players": settings["columns"], "background_rows": settings["background_rows"],
+        "modality": domain.modality_of(data), "players": settings["columns"], "background_rows": settings["background_rows"],
         "rows": len(row_ids), "pipeline_method": settings["method"],
         "pipeline_method_description": settings["method_description"],
         "seconds_per_row": {}, "model_rows_per_row": {}, "error": {},
@@ -248,7 +248,7 @@ def measure(case: str) -> dict:
         data = domain.load(config)
         preprocessing = json.loads((run_dir / "models" / "preprocessing.json").read_text())
         data = dataclasses.replace(data, preprocessing=preprocessing)  # the shipped spec
-        measured = (_text_case if domain.modality == "text" else _grouped_case)(domain, data, preprocessing, run_dir)
+        measured = (_text_case if domain.modality_of(data) == "text" else _grouped_case)(domain, data, preprocessing, run_dir)
         training = json.loads((run_dir / "training.json").read_text())
     measured["data"] = "default (generated)" if data_path is None else Path(data_path).name
     measured["training"] = (f"quick: {config.max_rows:,} rows at most, {EPOCHS} epochs" if quick else

@@ -109,7 +109,7 @@ def setting_name(feed: str, policy: str, jit: bool) -> str:
 def main() -> None:
     import keras
 
-    from pipeline.registry import domain_names
+    from pipeline.registry import default_data_domain_names as domain_names
     from pipeline.runtime import configure_runtime
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -32,12 +32,12 @@ from pipeline.config import GateThresholds, RunConfig
 from pipeline.errors import InputError
 
 # Domains whose --data is a table (a CSV file): a DataFrame can stand in for it.
-TABLE_DOMAINS = ("fraud", "sentiment", "maintenance")
+TABLE_DOMAINS = ("tabular", "fraud", "sentiment", "maintenance")
 _GATE_FIELDS = {field.name for field in dataclasses.fields(GateThresholds)}
 _CONFIG_FIELDS = {field.name for field in dataclasses.fields(RunConfig)} - {"domain", "gate", "options"}
 # Python names that differ from RunConfig's, for the words the command line uses.
 _ALIASES = {"data": "data_path", "label": "label_column", "sensitive": "sensitive_columns", "out": "output_dir",
-            "ship": "ship_variant", "target": "targets"}
+            "ship": "ship_variant", "target": "targets", "drop": "drop_columns"}
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def _config(domain: str, data: Any, options: dict, *, write_table: bool) -> RunC
                          fix="use the command line's options as Python names (epochs, seed, variants, ship, "
                              "targets, max_quality_drop, ...) and the domain's own ("
                              + (", ".join(sorted(declared)) or "it has none") + ")")
-    for key in ("sensitive_columns", "variants", "targets", "workers"):
+    for key in ("sensitive_columns", "variants", "targets", "workers", "drop_columns"):
         if key in fields and not isinstance(fields[key], tuple):
             fields[key] = (fields[key],) if isinstance(fields[key], str) else tuple(fields[key])
     if data is not None:
@@ -213,7 +213,7 @@ def command_line(config: RunConfig) -> str:
 
     defaults = RunConfig(domain=config.domain)
     flags = {"data_path": "--data", "label_column": "--label", "sensitive_columns": "--sensitive",
-             "output_dir": "--out", "ship_variant": "--ship", "targets": "--target"}
+             "output_dir": "--out", "ship_variant": "--ship", "targets": "--target", "drop_columns": "--drop"}
     words = ["edgeaudit", "run", config.domain]
     if config.quick:
         words.append("--quick")

@@ -65,10 +65,21 @@ def _add_run_arguments(run: argparse.ArgumentParser, domains: dict | None) -> No
                       help="your own data file; without it, the domain's embedded default data is generated")
     data.add_argument("--label", dest="label_column", metavar="COLUMN",
                       help="the binary label column of --data (e.g. FraudFound_P)")
+    data.add_argument("--positive-label", metavar="VALUE", default=None,
+                      help="the label value (tables, texts) or class subfolder (images) that means 1, the outcome "
+                           "to detect; every other value becomes 0 (one-vs-rest; the model card names the mapping). "
+                           "Without it the label must hold two values")
+    data.add_argument("--drop", dest="drop_columns", metavar="COLUMN", nargs="+", default=[],
+                      help="tables: columns to remove before anything else, without editing the file (a column "
+                           "named as a likely label leak, an identifier the tool did not recognise)")
     data.add_argument("--sensitive", dest="sensitive_columns", metavar="COLUMN", nargs="+", default=[],
                       help="columns that define the groups to audit (e.g. Sex Age); numeric ones are banded")
     data.add_argument("--max-rows", type=int, default=None,
                       help="subsample the data to this many rows (stratified) for a faster run")
+    data.add_argument("--merge-small-groups", action="store_true",
+                      help="merge groups of your data too small to measure (under --min-group-size test rows) "
+                           "into 'other', noted in the card, instead of stopping; bands EdgeAudit makes (ages, "
+                           "quartiles) always merge with a neighbour")
     data.add_argument("--min-group-size", type=int, default=defaults.min_group_size,
                       help="smallest group (rows in the test split) the audit will measure")
     if domains is not None:
@@ -192,6 +203,8 @@ def _config(arguments: argparse.Namespace, domain: str, *, own_options_only: boo
     config = RunConfig(
         domain=domain, data_path=arguments.data_path, label_column=arguments.label_column,
         sensitive_columns=tuple(arguments.sensitive_columns), output_dir=arguments.output_dir,
+        positive_label=arguments.positive_label, drop_columns=tuple(arguments.drop_columns),
+        merge_small_groups=arguments.merge_small_groups,
         epochs=arguments.epochs, batch_size=arguments.batch_size, seed=arguments.seed,
         max_rows=arguments.max_rows, variants=tuple(arguments.variants), options=options,
         target_sparsity=arguments.target_sparsity, fine_tune_epochs=arguments.fine_tune_epochs,
@@ -252,8 +265,9 @@ def _list_domains() -> int:
         print(f"{domain.name:14s} {domain.title}")
         print(f"{'':14s} {domain.description}")
         print(f"{'':14s} modality {domain.modality}; headline metric {domain.headline_metric}; "
-              f"threshold rule {domain.threshold_rule}; default label {domain.default_label}; "
-              f"groups {', '.join(domain.default_sensitive)}")
+              f"threshold rule {domain.threshold_rule}; "
+              + (f"default label {domain.default_label}; groups {', '.join(domain.default_sensitive)}"
+                 if domain.has_default_data else "no default data: needs --data, --label and --sensitive"))
         for option in domain.options:
             default = option.default_value()
             print(f"{'':14s} {option.command_line}: {option.help}"
@@ -272,7 +286,7 @@ def _list_targets(arguments: argparse.Namespace) -> int:
 
 
 def _run(arguments: argparse.Namespace) -> int:
-    from pipeline.registry import domain_names, get_domain
+    from pipeline.registry import default_data_domain_names, get_domain
 
     if arguments.domain == "all":
         for option, value in (("--data", arguments.data_path),
@@ -280,7 +294,8 @@ def _run(arguments: argparse.Namespace) -> int:
             if value:
                 raise InputError(f"{option} cannot be used with 'all': each domain reads a different kind of data",
                                  fix=f"run one domain at a time with {option}, or drop {option} to use the default data")
-        names = domain_names()
+        # every domain with default data (`tabular` reads only the user's table)
+        names = default_data_domain_names()
     else:
         get_domain(arguments.domain)  # unknown name -> InputError listing the valid ones
         names = [arguments.domain]

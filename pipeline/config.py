@@ -73,6 +73,13 @@ class RunConfig:
     domain: str
     data_path: str | None = None
     label_column: str | None = None
+    # The label value (tables, texts) or class subfolder (images) that means 1; every other value
+    # is 0 (one-vs-rest). None: the label must be binary (each domain's own rule).
+    positive_label: str | None = None
+    # Columns removed from a table before anything else (--drop): a leak, a column not to use.
+    drop_columns: tuple[str, ...] = ()
+    # Merge the user's own groups too small to measure into "other" (bands the tool made always merge).
+    merge_small_groups: bool = False
     sensitive_columns: tuple[str, ...] = ()
     output_dir: str = "reports"
     epochs: int = 30
@@ -176,11 +183,14 @@ class RunConfig:
         """Every option given is one this domain declares, with an allowed value (a registered
         domain only: a config for an unknown domain fails where the domain is looked up)."""
         from pipeline.options import check_options, declared_options
-        from pipeline.registry import all_domains_by_name, domain_names
+        from pipeline.registry import all_domains_by_name, domain_names, get_domain
 
-        if not self.options:
-            return
         if self.domain not in domain_names():
+            return
+        if self.drop_columns and not get_domain(self.domain).reads_tables:
+            raise InputError(f"--drop removes columns of a table; the {self.domain} domain does not read tables",
+                             fix="leave --drop out (it applies to tabular, fraud and maintenance's per-reading tables)")
+        if not self.options:
             return
         domains = all_domains_by_name()
         check_options(self.domain, domains[self.domain], self.options, declared_options(domains))

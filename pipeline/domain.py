@@ -53,6 +53,9 @@ class DataSource:
     fingerprint: str         # sha256 of the file bytes, or of the generated raw table
     rows: int                # rows loaded, before splitting
     notes: tuple[str, ...] = ()  # decisions the loader took (dropped columns, banding, ...)
+    # What a person must look at before trusting the model (likely label leaks); shown on the
+    # console after loading and in the model card.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,11 @@ class Domain(abc.ABC):
     # How each model's decision threshold is chosen on validation (pipeline.metrics.THRESHOLD_RULES);
     # --threshold-rule overrides it.
     threshold_rule: ClassVar[str] = "f1"
+    # Whether the domain generates default data (`edgeaudit run all` and the contract suite use it);
+    # a domain without it gives the contract suite a small sample of its kind (sample_data).
+    has_default_data: ClassVar[bool] = True
+    # Whether the domain reads tables, where --drop removes columns.
+    reads_tables: ClassVar[bool] = False
     default_label: ClassVar[str | None] = None
     default_sensitive: ClassVar[tuple[str, ...]] = ()
     # How the float model is trained: the optimizer (pipeline.stages.train.OPTIMIZERS), its
@@ -104,6 +112,11 @@ class Domain(abc.ABC):
     @abc.abstractmethod
     def load(self, config) -> DomainData:
         """Load the embedded default data (config.data_path is None) or the user's file."""
+
+    def sample_data(self, folder) -> dict:
+        """For a domain without default data: write a small file of its kind into `folder` and return the
+        RunConfig fields that read it ({"data_path": ..., "label_column": ..., ...}). Default data: {}."""
+        return {}
 
     @abc.abstractmethod
     def encode(self, preprocessing: dict, raw: Any) -> np.ndarray:

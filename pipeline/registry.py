@@ -10,6 +10,7 @@ from pipeline.errors import InputError
 # name -> "module:ClassName"; imported on first use so `edgeaudit domains` stays fast.
 _DOMAINS: dict[str, str] = {
     "fraud": "pipeline.domains.fraud:FraudDomain",
+    "tabular": "pipeline.domains.tabular:TabularDomain",
     "sentiment": "pipeline.domains.sentiment:SentimentDomain",
     "maintenance": "pipeline.domains.maintenance:MaintenanceDomain",
     "imaging": "pipeline.domains.imaging:ImagingDomain",
@@ -34,3 +35,8 @@ def all_domains() -> list[Domain]:
 
 def all_domains_by_name() -> dict[str, Domain]:
     return {name: get_domain(name) for name in _DOMAINS}
+
+
+def default_data_domain_names() -> list[str]:
+    """The domains that generate default data: what `edgeaudit run all` runs."""
+    return [name for name in _DOMAINS if get_domain(name).has_default_data]

@@ -52,6 +52,8 @@ def run_pipeline(config: RunConfig, *, progress: Progress | None = None) -> RunO
         progress(f"  {data.source.description}: {data.source.rows:,} rows; train {len(data.train):,}, "
                  f"validation {len(data.validation):,}, test {len(data.test):,}; "
                  f"{len(data.feature_names)} model inputs; groups by {', '.join(data.sensitive_columns)}")
+        for warning in data.source.warnings:
+            progress(f"  WARNING: {warning}")
 
     from pipeline.console import start_frameworks
     from pipeline.runtime import configure_runtime  # imports Keras: after the cheap input checks
@@ -278,6 +280,15 @@ def _evaluate_variants(config: RunConfig, domain: Domain, data: DomainData, fold
                         "parameters": int(trained.model.count_params())},
         "variants": evaluations,
     }
+    if domain.modality_of(data) == "tabular":  # would a team ship this model? (pipeline/stages/baselines.py)
+        from pipeline.stages.baselines import fit_baselines
+
+        metrics["baselines"] = fit_baselines(
+            train_x=inputs.train_x, train_labels=data.train.labels, validation_x=inputs.validation_x,
+            validation_labels=data.validation.labels, test_x=inputs.test_x, test_labels=data.test.labels,
+            quality=domain.quality, threshold_rule=config.threshold_rule, seed=config.seed,
+            headline_metric=domain.headline_metric, keras_quality=float_quality)
+        progress(f"  baselines: {metrics['baselines']['sentence']}")
     folder.write_json(artifacts.METRICS, metrics, role="metrics")
     return _Evaluation(evaluations=evaluations, predictions=predictions,
                        validation_predictions=validation_predictions, float_quality=float_quality, metrics=metrics)

@@ -198,9 +198,9 @@ def _outcome(tmp_path, domain, passed):
 
 def test_run_all_ends_with_a_summary_and_exits_0_when_every_run_finished(capsys, tmp_path, monkeypatch):
     from pipeline import run as run_module
-    from pipeline.registry import domain_names
+    from pipeline.registry import default_data_domain_names
 
-    verdicts = {name: index % 2 == 0 for index, name in enumerate(domain_names())}
+    verdicts = {name: index % 2 == 0 for index, name in enumerate(default_data_domain_names())}
     monkeypatch.setattr(run_module, "run_pipeline", lambda config: _outcome(tmp_path, config.domain,
                                                                             verdicts[config.domain]))
     code, out, _ = _run_cli(["run", "all", "--out", str(tmp_path)], capsys)
@@ -221,9 +221,9 @@ def test_run_all_ends_with_a_summary_and_exits_0_when_every_run_finished(capsys,
 
 def test_run_all_goes_on_after_a_crashed_domain_and_says_so(capsys, tmp_path, monkeypatch):
     from pipeline import run as run_module
-    from pipeline.registry import domain_names
+    from pipeline.registry import default_data_domain_names
 
-    names = domain_names()
+    names = default_data_domain_names()
 
     def run_pipeline(config):
         if config.domain == names[0]:

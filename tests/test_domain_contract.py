@@ -26,10 +26,11 @@ MODEL_CARD_SECTIONS = ["Model details", "Intended use", "Factors", "Metrics", "E
 
 def tiny_config(domain: str, output_dir) -> RunConfig:
     # A named microcontroller target: the variant is chosen to fit it, and the audit judges the
-    # microcontroller runtime's decisions.
+    # microcontroller runtime's decisions. A domain without default data runs on its own sample.
     return RunConfig(domain=domain, output_dir=str(output_dir), max_rows=3000, epochs=2, fine_tune_epochs=1,
                      explain_rows=12, background_rows=16, local_examples=2, bootstrap_samples=30,
-                     min_group_size=10, representative_rows=50, targets=("cortex-m4",))
+                     min_group_size=10, representative_rows=50, targets=("cortex-m4",),
+                     **get_domain(domain).sample_data(output_dir))
 
 
 @pytest.fixture(scope="module", params=domain_names())
@@ -40,9 +41,9 @@ def finished_run(request, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", domain_names())
-def test_load_gives_consistent_splits(name):
+def test_load_gives_consistent_splits(name, tmp_path):
     domain = get_domain(name)
-    config = dataclasses.replace(tiny_config(name, "unused"), max_rows=1500)
+    config = dataclasses.replace(tiny_config(name, tmp_path), max_rows=1500)
     data = domain.load(config)
     for split in (data.train, data.validation, data.test):
         assert len(split.labels) == len(split.groups) > 0
@@ -114,6 +115,15 @@ def test_every_variant_is_a_tflite_that_was_evaluated(finished_run):
         assert f"`pruned_int8`: {pruned['details']['fine_tuning']['epochs']} epochs at learning rate " \
                f"{search['chosen']:g}" in card and "learning rate chosen on validation PR-AUC" in card
     assert metrics["variants"]["float32"]["agreement"]["max_score_difference"] < 1e-4
+    # Tables carry their gradient-boosting and logistic baselines, on the same split (issue 19).
+    baselines = metrics.get("baselines")
+    if manifest["modality"] == "tabular":
+        assert set(baselines["models"]) == {"hist_gradient_boosting", "logistic_regression"}
+        for model in baselines["models"].values():
+            assert model["quality"]["rows"] == manifest["data"]["splits"]["test"]
+        assert baselines["sentence"] in (outcome.run_dir / "model_card.md").read_text()
+    else:
+        assert baselines is None
 
 
 def test_manifest_lists_every_file_with_its_hash(finished_run):

@@ -50,7 +50,7 @@ def test_two_domains_share_an_option_only_when_they_declare_it_alike():
 def test_the_registered_domains_declare_their_options_consistently():
     domains = all_domains_by_name()
     declared = declared_options(domains)  # raises if two domains disagree
-    assert {domain for domain, _ in declared["cluster_column"]} == {"fraud", "imaging"}
+    assert {domain for domain, _ in declared["cluster_column"]} == {"fraud", "tabular", "imaging"}
     assert set(declared) >= {"window", "horizon", "text_column", "probe_path", "identity_terms_path",
                              "metadata_path", "skip_unreadable"}
     for uses in declared.values():
@@ -74,7 +74,7 @@ def test_an_option_the_domain_does_not_read_or_a_bad_value_is_refused_with_the_f
     assert "maintenance" in error.value.fix
     with pytest.raises(InputError, match="--cluster-column is not read by the sentiment domain") as error:
         run_config(["sentiment", "--cluster-column", "user"])
-    assert "fraud, imaging" in error.value.fix
+    assert "fraud, tabular, imaging" in error.value.fix
     with pytest.raises(InputError, match="option --window is 1, expected at least 2"):
         run_config(["maintenance", "--window", "1"])
     with pytest.raises(InputError, match="is not read by the fraud domain"):  # built in Python, same check

@@ -63,3 +63,12 @@ def test_the_card_says_whether_sensitive_attributes_are_model_inputs():
     assert "Also model inputs: `Type`" in table and "not as model inputs" not in table
     text = _sensitive_inputs_sentence({"sensitive_inputs": ["gender", "religion"]}, "text")
     assert "identity terms in the text the model reads" in text and "`gender`, `religion`" in text
+
+
+def test_the_baseline_sentence_says_when_the_keras_model_is_behind():
+    from pipeline.stages.baselines import BASELINE_GAP, baseline_sentence
+
+    behind = baseline_sentence("pr_auc", 0.151, "hist_gradient_boosting", 0.249, (0.249 - 0.151) / 0.249)
+    assert "39% behind hist gradient boosting on pr_auc (0.1510 against 0.2490" in behind
+    close = baseline_sentence("pr_auc", 0.40, "logistic_regression", 0.41, 0.01 / 0.41)
+    assert "holds its own" in close and f"within {BASELINE_GAP:.0%}" in close

@@ -404,10 +404,9 @@ def test_all_missing_column(tmp_path):
     frame = small_frame(100)
     frame["notes"] = np.nan
     path = write_csv(tmp_path, frame)
-    text = error_of(path)
-    assert str(path) in text
-    assert "column 'notes' has no values: all 100 rows are missing" in text
-    assert "delete column 'notes' from the file, or fill in its values" in text
+    data = load(path)  # a column with no values is dropped and noted, not a stop (issue 19)
+    assert "notes" not in data.feature_groups
+    assert "dropped column 'notes': it has no values (all 100 rows are missing)" in data.source.notes
     frame = small_frame(100)
     frame["Sex"] = None
     text = error_of(write_csv(tmp_path, frame, name="nosex.csv"))
@@ -592,3 +591,28 @@ def test_a_bad_cluster_column_is_refused_naming_it(change, expected):
     with pytest.raises(InputError, match=expected):
         load_tabular(change(_customers(60)), label_column="fraud", sensitive_columns=["sex"],
                      cluster_column="customer", min_group_size=5)
+
+
+
+def test_a_band_the_tool_made_that_is_too_small_merges_with_its_neighbour(tmp_path):
+    frame = small_frame(600)
+    frame.loc[frame["Age"] >= 66, "Age"] = 60  # few people over 65 ...
+    frame.loc[frame.index[:12], "Age"] = 70    # ... 12 of them: under 5 per test split
+    data = load(frame, sensitive_columns=("Age",), min_group_size=8)  # 66+ holds 5 test rows
+    bands = set(data.test.groups["Age"])
+    assert "66+" not in bands and "56+" in bands  # merged with 56-65 into one band, named for both
+    assert any("band '66+' had" in note and "merged with its neighbour '56-65' into '56+'" in note
+               for note in data.source.notes)
+
+
+def test_the_users_own_small_groups_stop_unless_merge_small_groups(tmp_path):
+    frame = small_frame(600)
+    index = np.arange(600)
+    small = np.select([index < 12, index < 24, index < 36], ["islands", "coast", "hills"], default="")
+    frame["region"] = np.where(small != "", small, np.where(index % 2, "north", "south"))
+    assert "has 2 rows in the test split" in error_of(frame, sensitive_columns=("region",))
+    data = load(frame, sensitive_columns=("region",), merge_small_groups=True)
+    assert {"north", "south", "other"} <= set(data.test.groups["region"])
+    merged = [note for note in data.source.notes if "merged into 'other' (--merge-small-groups)" in note]
+    assert len(merged) == 1 and "'coast'" in merged[0] and "'hills'" in merged[0]
+    assert (data.test.groups["region"].value_counts() >= 5).all()  # every group now measurable

@@ -168,6 +168,12 @@ with guard("The variant table"):
                    f"{fmt(keras.get('parameters'))} parameters, "
                    f"latency {fmt(((keras.get('latency') or {}).get('median_ms') or 0) * 1000, 1)} µs "
                    f"({keras.get('latency_call', '')}).")
+    baselines = metrics.get("baselines") or {}
+    if baselines:
+        message = "**Baselines** (same split and encoding, not shipped): " + "; ".join(
+            f"{name.replace('_', ' ')} {headline} {fmt((model.get('quality') or {}).get(headline))}"
+            for name, model in (baselines.get("models") or {}).items()) + ". " + baselines.get("sentence", "")
+        (st.warning if (baselines.get("behind_by") or 0) > (baselines.get("limit") or 0.05) else st.info)(message)
 
 with guard("The latency and agreement charts"):
     left, right = st.columns(2)

@@ -105,7 +105,7 @@ def _require_values(rows: pd.DataFrame, column: str, role: str, fix: str, ids: l
 
 def join_metadata(metadata_path: str, ids: list[str], alternates: dict[str, list[str]], *,
                   sensitive_columns: Sequence[str] = (), label_column: str | None = None,
-                  cluster_column: str | None = None) -> MetadataJoin:
+                  cluster_column: str | None = None, positive_label: str | None = None) -> MetadataJoin:
     """Group columns (and labels, with label_column) for every image id, from a metadata CSV."""
     frame, digest, read_notes = read_csv_file(metadata_path)
     source = str(metadata_path)
@@ -136,7 +136,7 @@ def join_metadata(metadata_path: str, ids: list[str], alternates: dict[str, list
     labels = positive = None
     if label_column is not None:
         _require_values(rows, label_column, "label", "fill in the label of every image", matched, source)
-        labels, positive, label_note = binary_label(rows[label_column], label_column, source)
+        labels, positive, label_note = binary_label(rows[label_column], label_column, source, positive_label)
         notes.append(label_note)
     clusters = None
     if cluster_column is not None:

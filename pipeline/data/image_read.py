@@ -109,8 +109,17 @@ def _npz_arrays(archive: Any, source: str) -> tuple[list[np.ndarray], list[np.nd
     return images, labels, splits, ids
 
 
-def _npz_binary_labels(all_labels: np.ndarray, source: str, notes: list[str]) -> np.ndarray:
-    """0/1 labels: exactly two classes, the larger value -> 1 (noted unless they are 0 and 1)."""
+def _npz_binary_labels(all_labels: np.ndarray, source: str, notes: list[str],
+                       positive_label: str | None = None) -> np.ndarray:
+    """0/1 labels: exactly two classes, the larger value -> 1 (noted unless they are 0 and 1);
+    with positive_label, that class -> 1 and every other -> 0."""
+    if positive_label is not None:
+        from pipeline.data.labels import one_vs_rest
+
+        labels, _, note = one_vs_rest([str(v) for v in all_labels.reshape(-1).tolist()], positive_label,
+                                      what="the .npz labels", source=source)
+        notes.append(note)
+        return labels
     values, counts = np.unique(all_labels, return_counts=True)
     if values.size != 2:
         shown = ", ".join(f"{v} ({c} images)" for v, c in zip(values.tolist(), counts.tolist()))
@@ -147,7 +156,8 @@ def _npz_converted(images: list[np.ndarray], source: str, notes: list[str]) -> n
 
 
 def read_npz(path: str | os.PathLike, *, metadata_path: str | None = None, label_column: str | None = None,
-             sensitive_columns: Sequence[str] = (), cluster_column: str | None = None) -> ImageCollection:
+             sensitive_columns: Sequence[str] = (), cluster_column: str | None = None,
+             positive_label: str | None = None) -> ImageCollection:
     """A MedMNIST-layout .npz -> ImageCollection with its splits kept."""
     source = str(path)
     p = Path(path)
@@ -165,9 +175,11 @@ def read_npz(path: str | os.PathLike, *, metadata_path: str | None = None, label
     all_labels = np.concatenate(labels)
     notes = [f"read {len(all_labels)} images from the MedMNIST .npz layout (train {len(labels[0])}, "
              f"val {len(labels[1])}, test {len(labels[2])})"]
-    binary = _npz_binary_labels(all_labels, source, notes)
+    binary = _npz_binary_labels(all_labels, source, notes, positive_label)
     stack = _npz_converted(images, source, notes)
     meaning = MEDMNIST_POSITIVE.get(p.stem.lower())
+    if positive_label is not None:
+        meaning = f"class {positive_label} (--positive-label)"
     positive_class = meaning or "label 1"
     if meaning:
         notes.append(f"label 1 means {meaning!r} (MedMNIST's convention for {p.name})")
@@ -327,7 +339,7 @@ def _folder_fingerprint(relative: list[Path], kept: list[_Entry]) -> str:
 
 def read_image_folder(path: str | os.PathLike, *, metadata_path: str | None = None, label_column: str | None = None,
                       sensitive_columns: Sequence[str] = (), skip_unreadable: bool = False,
-                      cluster_column: str | None = None) -> ImageCollection:
+                      cluster_column: str | None = None, positive_label: str | None = None) -> ImageCollection:
     """A folder of class subfolders (optionally under train/val/test) -> ImageCollection."""
     root = Path(path)
     source = str(path)
@@ -355,14 +367,15 @@ def read_image_folder(path: str | os.PathLike, *, metadata_path: str | None = No
         alternates = {"file name": [r.name for r in relative], "file stem": [r.stem for r in relative],
                       "relative path": [r.as_posix() for r in relative]}
         joined = join_metadata(metadata_path, ids, alternates, sensitive_columns=sensitive_columns,
-                               label_column=label_column, cluster_column=cluster_column)
+                               label_column=label_column, cluster_column=cluster_column,
+                               positive_label=positive_label)
         groups, clusters = joined.groups, joined.clusters
         notes += joined.notes
         fingerprint = hashlib.sha256((fingerprint + joined.digest).encode()).hexdigest()
     if label_column is not None:
         labels, positive_class, label_name = joined.labels, f"{label_column} = {joined.positive_value}", label_column
     else:
-        labels, positive_class, label_note = _folder_labels([c for _, c, _ in kept], source)
+        labels, positive_class, label_note = _folder_labels([c for _, c, _ in kept], source, positive_label)
         notes.append(label_note)
         label_name = "class"
     return ImageCollection(
@@ -371,7 +384,13 @@ def read_image_folder(path: str | os.PathLike, *, metadata_path: str | None = No
         description=f"{root.name}/: {len(kept)} images" + (" in class subfolders" if label_column is None else ""),
         path=source, fingerprint=fingerprint, notes=notes, clusters=clusters)
 
-def _folder_labels(classes: list[str], source: str) -> tuple[np.ndarray, str, str]:
+def _folder_labels(classes: list[str], source: str, positive_label: str | None = None) -> tuple[np.ndarray, str, str]:
+    if positive_label is not None:  # one class subfolder is the finding, every other is class 0
+        from pipeline.data.labels import one_vs_rest
+
+        labels, positive, note = one_vs_rest(list(classes), positive_label, what="the class subfolders",
+                                             source=source)
+        return labels, positive, note
     unique, counts = np.unique(np.asarray(classes, dtype=str), return_counts=True)
     names = [str(name) for name in unique]
     count_of = dict(zip(names, counts.tolist()))

@@ -270,8 +270,9 @@ def assemble(collection: ImageCollection, *, seed: int, max_rows: int | None, mi
 def load_images(path: str | os.PathLike, *, seed: int = 0, max_rows: int | None = None, min_group_size: int = 20,
                 metadata_path: str | None = None, label_column: str | None = None,
                 sensitive_columns: Sequence[str] = (), skip_unreadable: bool = False,
-                cluster_column: str | None = None) -> DomainData:
-    """A user's `.npz` or image folder (plus optional metadata CSV) -> DomainData."""
+                cluster_column: str | None = None, positive_label: str | None = None) -> DomainData:
+    """A user's `.npz` or image folder (plus optional metadata CSV) -> DomainData. positive_label
+    (--positive-label): the class subfolder, .npz class or --label value meaning 1, every other 0."""
     p = Path(path)
     if not p.exists():
         raise InputError("file or folder not found", fix="check the path given with --data", source=str(path))
@@ -284,10 +285,11 @@ def load_images(path: str | os.PathLike, *, seed: int = 0, max_rows: int | None 
     if p.is_dir():
         collection = read_image_folder(p, metadata_path=metadata_path, label_column=label_column,
                                        sensitive_columns=sensitive_columns, skip_unreadable=skip_unreadable,
-                                       cluster_column=cluster_column)
+                                       cluster_column=cluster_column, positive_label=positive_label)
     elif p.suffix.lower() == ".npz":
         collection = read_npz(p, metadata_path=metadata_path, label_column=label_column,
-                              sensitive_columns=sensitive_columns, cluster_column=cluster_column)
+                              sensitive_columns=sensitive_columns, cluster_column=cluster_column,
+                              positive_label=positive_label)
     else:
         raise InputError(f"expected a .npz file or a folder of images, got a {p.suffix or 'extensionless'} file",
                          fix="pass a MedMNIST-style .npz, or a folder with one subfolder per class", source=str(path))

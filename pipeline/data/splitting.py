@@ -17,6 +17,7 @@ loader's numbers do not depend on which helper it calls.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -232,3 +233,63 @@ def domain_data(splits: Sequence[Split], *, preprocessing: dict, feature_names: 
                       feature_names=tuple(feature_names), feature_groups=feature_groups,
                       sensitive_columns=tuple(sensitive_columns), label_name=label_name,
                       positive_class=positive_class, source=source, class_balance=balance)
+
+
+# --------------------------------------------------------------------------- groups that heal
+
+
+def joined_band(left: str, right: str) -> str:
+    """The name of two adjacent bands made one: "56-65" + "66+" -> "56+", "18-25" + "26-35" -> "18-35",
+    "[0, 24.75]" + "(24.75, 49.5]" -> "[0, 49.5]"; other names -> "left + right"."""
+    number = r"-?\d+(?:\.\d+)?"
+    start = re.match(rf"^([\[(]?)({number})", left)
+    end = re.search(rf"(?<![\d.])({number})(\]?)$", right)
+    if start and right.endswith("+"):
+        return f"{start.group(2)}+"
+    if start and end and start.group(1):
+        return f"{start.group(1)}{start.group(2)}, {end.group(1)}]"
+    if start and end:
+        return f"{start.group(2)}-{end.group(1)}"
+    return f"{left} + {right}"
+
+
+def merge_small_bands(values: pd.Series, test_index: np.ndarray, min_group_size: int, order: list[str],
+                      column: str) -> tuple[pd.Series, list[str]]:
+    """Bands the tool made (ages, quartiles) too small to measure in the test split, each merged with
+    its smaller neighbour until every band is measurable or one is left. Returns the groups and a
+    note per merge (the card and the audit name them)."""
+    order, notes = list(order), []
+    while len(order) > 1:
+        counts = values.iloc[test_index].value_counts()
+        small = [band for band in order if counts.get(band, 0) < min_group_size]
+        if not small:
+            break
+        band = min(small, key=lambda name: (counts.get(name, 0), order.index(name)))
+        at = order.index(band)
+        neighbours = [i for i in (at - 1, at + 1) if 0 <= i < len(order)]
+        other = min(neighbours, key=lambda i: (counts.get(order[i], 0), i))
+        first, second = sorted((at, other))
+        merged = joined_band(order[first], order[second])
+        values = values.replace({order[first]: merged, order[second]: merged})
+        notes.append(f"group column {column!r}: band {band!r} had {int(counts.get(band, 0))} rows in the test split "
+                     f"(fewer than --min-group-size {min_group_size}), so it was merged with its neighbour "
+                     f"{order[other]!r} into {merged!r}")
+        order[first:second + 1] = [merged]
+    return values, notes
+
+
+OTHER_GROUP = "other"
+
+
+def merge_small_categories(values: pd.Series, test_index: np.ndarray, min_group_size: int,
+                           column: str) -> tuple[pd.Series, list[str]]:
+    """--merge-small-groups: every group of the user's own categories under `min_group_size` test rows
+    merged into OTHER_GROUP (noted). A group already named "other" takes them."""
+    counts = values.iloc[test_index].value_counts()
+    small = [group for group in values.unique() if counts.get(group, 0) < min_group_size and group != OTHER_GROUP]
+    if not small:
+        return values, []
+    merged = values.where(~values.isin(small), OTHER_GROUP)
+    listed = ", ".join(f"{group!r} ({int(counts.get(group, 0))})" for group in sorted(small, key=str))
+    return merged, [f"group column {column!r}: groups {listed} had fewer than --min-group-size {min_group_size} "
+                    f"rows in the test split and were merged into {OTHER_GROUP!r} (--merge-small-groups)"]

@@ -79,10 +79,13 @@ from pipeline.data.delimited_files import (  # noqa: F401 - re-exported: the rea
     read_csv_file,
     refuse_binary,
 )
+from pipeline.data.leaks import leak_warning, likely_leaks
 from pipeline.data.splitting import (
     SPLIT_FRACTIONS,
     class_balance,
     domain_data,
+    merge_small_bands,
+    merge_small_categories,
     label_group_strata,
     make_splits,
     quote_list,
@@ -94,7 +97,11 @@ from pipeline.data.splitting import (
 from pipeline.data.tabular_columns import (  # noqa: F401 - MISSING, UNKNOWN re-exported
     MISSING,
     UNKNOWN,
+    band_order,
     binary_label,
+    clean_columns,
+    drop_empty_columns,
+    drop_named_columns,
     category_series,
     category_text,
     column_kind,
@@ -153,21 +160,6 @@ def _read(data: pd.DataFrame | str | os.PathLike, source_name: str | None, notes
     return frame, str(data), fingerprint, str(data), frame.attrs.get("delimiter", ",")
 
 
-def _clean_columns(frame: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
-    """Names and text cells stripped of surrounding spaces; empty unnamed columns (trailing separators) dropped."""
-    stripped = [c.strip() for c in frame.columns]
-    if stripped != list(frame.columns):
-        notes.append("column names were stripped of surrounding spaces")
-        frame.columns = stripped
-    for column in list(frame.columns):
-        frame[column] = strip_text(frame[column])
-    for column in [c for c in frame.columns if c.startswith("Unnamed: ") or c == ""]:
-        if frame[column].isna().all():
-            frame = frame.drop(columns=[column])
-            notes.append(f"dropped column {column!r}: no name and no values (a trailing separator?)")
-    return frame
-
-
 def _check_roles(available: list[str], label_column: str | None, sensitive_columns: Sequence[str],
                  cluster_column: str | None, source: str) -> list[str]:
     """The sensitive columns (deduplicated) once the label, sensitive and cluster columns exist and differ."""
@@ -197,21 +189,8 @@ def _check_roles(available: list[str], label_column: str | None, sensitive_colum
     return sensitive
 
 
-def _reject_empty_columns(frame: pd.DataFrame, label_column: str, sensitive: list[str], source: str) -> None:
-    """InputError for a named column with no values at all (drop it or fill it in)."""
-    for column in frame.columns:
-        if frame[column].isna().all():
-            role = ("label column" if column == label_column
-                    else "sensitive column" if column in sensitive else "column")
-            fix = {"label column": "fill in the label, or pass another column with --label",
-                   "sensitive column": "fill in the groups, or pass another column with --sensitive"
-                   }.get(role, f"delete column {column!r} from the file, or fill in its values")
-            raise InputError(f"{role} {column!r} has no values: all {len(frame)} rows are missing", fix=fix,
-                             source=source)
-
-
 def _read_rows(frame: pd.DataFrame, label_column: str, sensitive: list[str], cluster_column: str | None,
-               source: str, notes: list[str]) -> tuple[_Rows, str]:
+               source: str, notes: list[str], positive_label: str | None = None) -> tuple[_Rows, str]:
     """Rows without a label dropped; labels, units and groups (banded on all rows, so band names do
     not depend on a subsample). Returns the rows and the label value meaning 1."""
     label_missing = frame[label_column].isna().to_numpy(dtype=bool)
@@ -220,7 +199,7 @@ def _read_rows(frame: pd.DataFrame, label_column: str, sensitive: list[str], clu
         notes.append(f"dropped {int(label_missing.sum())} rows whose label {label_column!r} is missing")
     else:
         frame = frame.reset_index(drop=True)
-    labels, positive_value, label_note = binary_label(frame[label_column], label_column, source)
+    labels, positive_value, label_note = binary_label(frame[label_column], label_column, source, positive_label)
     notes.append(label_note)
     clusters = None
     if cluster_column is not None:
@@ -236,6 +215,23 @@ def _read_rows(frame: pd.DataFrame, label_column: str, sensitive: list[str], clu
         groups[column], group_notes = group_column(frame[column], column)
         notes.extend(group_notes)
     return _Rows(frame=frame, labels=labels, groups=groups, clusters=clusters), positive_value
+
+
+def _heal_groups(rows: _Rows, test_index: np.ndarray, min_group_size: int, merge_small_groups: bool,
+                 notes: list[str]) -> _Rows:
+    """Groups the tool made never stop a run: a band too small in the test split merges with its
+    neighbour. The user's own categories do so only with --merge-small-groups (into "other")."""
+    groups = dict(rows.groups)
+    for column, values in groups.items():
+        order = band_order(rows.frame[column], column, values)
+        if order is not None:
+            groups[column], merged = merge_small_bands(values, test_index, min_group_size, order, column)
+        elif merge_small_groups:
+            groups[column], merged = merge_small_categories(values, test_index, min_group_size, column)
+        else:
+            merged = []
+        notes.extend(merged)
+    return _Rows(frame=rows.frame, labels=rows.labels, groups=groups, clusters=rows.clusters)
 
 
 def _identifier_columns(frame: pd.DataFrame, skip: set[str], delimiter: str) -> dict[str, str]:
@@ -401,33 +397,31 @@ def load_tabular(
     source_name: str | None = None,
     max_categories: int = MAX_CATEGORIES,
     cluster_column: str | None = None,
+    positive_label: str | None = None,
+    drop_columns: Sequence[str] = (),
+    merge_small_groups: bool = False,
 ) -> DomainData:
     """Load a CSV path or a DataFrame into train / validation / test `DomainData`.
 
-    data:               a CSV path, or a DataFrame (the generated default data).
-    label_column:       the binary outcome; None -> InputError asking for --label.
-    sensitive_columns:  the audit's group columns (at least one).
-    seed:               subsampling and splitting.
-    min_group_size:     every group of every sensitive column needs this many test rows.
-    max_rows:           keep a stratified subsample of at most this many rows first.
-    cluster_column:     the unit each row belongs to (one customer, one patient): never a
-                        feature; the split keeps a unit's rows on one side, and the audit
-                        resamples whole units (Split.clusters).
-    positive_class:     what label 1 means, for humans (default: "<label> = <value>").
-    kind / description: for `DataSource` (default kind: "file" for a path, "generated"
-                        for a frame). source_name: how errors name a frame (paths name
-                        themselves). Notes list every decision taken.
-    Steps: read, clean, check roles, labels / units / groups, identifiers, subsample,
-    features, split, check the test groups, fit the preprocessing on train, assemble.
+    data: a CSV path, or a DataFrame (generated data; source_name names it in errors).
+    label_column: the outcome; positive_label (--positive-label) names its value meaning 1, every
+    other 0, else it must hold two values. sensitive_columns: the audit's groups (at least one),
+    each measurable (min_group_size test rows): bands the tool made merge with a neighbour when
+    too small, the user's categories only with merge_small_groups (into "other"). cluster_column:
+    each row's unit, kept whole in one split and resampled whole by the audit. drop_columns
+    (--drop) are removed first; a column with no values is dropped. positive_class / kind /
+    description: for humans and `DataSource`. Every decision is noted; input columns that alone
+    separate the label on train are named as likely leaks (DataSource.warnings).
     """
     notes: list[str] = []
     frame, source, fingerprint, path, delimiter = _read(data, source_name, notes)
     kind = kind or ("generated" if path is None else "file")
     notes.insert(0, f"read {len(frame)} rows and {frame.shape[1]} columns")
-    frame = _clean_columns(frame, notes)
+    frame = clean_columns(frame, notes)
+    frame = drop_named_columns(frame, drop_columns, source, notes)
     sensitive = _check_roles(list(frame.columns), label_column, sensitive_columns, cluster_column, source)
-    _reject_empty_columns(frame, label_column, sensitive, source)
-    rows, positive_value = _read_rows(frame, label_column, sensitive, cluster_column, source, notes)
+    frame = drop_empty_columns(frame, label_column, sensitive, source, notes)
+    rows, positive_value = _read_rows(frame, label_column, sensitive, cluster_column, source, notes, positive_label)
     identifiers = _identifier_columns(rows.frame, {label_column, *sensitive, cluster_column}, delimiter)
     if max_rows is not None and len(rows.frame) > max_rows:
         rows = _subsample(rows, max_rows, seed, sensitive[0], notes)
@@ -435,6 +429,8 @@ def load_tabular(
     kinds, decimals = _choose_features(rows, label_column, sensitive, cluster_column, identifiers,
                                        use_sensitive_as_features, delimiter, source, notes)
     parts = _split(rows, seed, sensitive[0], cluster_column, source, notes)
+    rows = _heal_groups(rows, parts[2], min_group_size, merge_small_groups, notes)
+    warnings = tuple(leak_warning(column, auc) for column, auc in likely_leaks(rows.frame, rows.labels, kinds, parts[0]))
     require_measurable_groups(
         rows.groups, parts[2], min_group_size, column_role="sensitive column", unit="rows",
         remedy=lambda group: f"merge group {group!r} into a neighbouring group or drop its rows in the file, "
@@ -459,7 +455,7 @@ def load_tabular(
     describe = description or (
         f"{Path(path).name}: {count} rows, label {label_column!r}" if path else f"{count} rows, label {label_column!r}")
     data_source = DataSource(kind=kind, description=describe, path=path, fingerprint=fingerprint, rows=count,
-                             notes=tuple(notes))
+                             notes=tuple(notes), warnings=warnings)
     balance = class_balance(splits, positive_rate=float(rows.labels.mean()), positives=int(rows.labels.sum()))
     return domain_data(splits, preprocessing=spec, feature_names=spec["feature_names"],
                        feature_groups={c["name"]: list(c["indices"]) for c in spec["columns"]},

@@ -25,6 +25,7 @@ MISSING = "(missing)"
 UNKNOWN = "unknown"
 NUMERIC_PARSE_SHARE = 0.95       # share of text values that must parse for a column to be numeric
 MAX_GROUP_VALUES = 10            # a numeric sensitive column with more distinct values is banded
+AGE_MIN_VALUES = 3               # an age column with more distinct values is banded too
 MIN_IDENTIFIER_ROWS = 20
 AGE_BAND_UPPER = (25, 35, 45, 55, 65)
 AGE_MAX = 120
@@ -127,13 +128,21 @@ def _is_age_like(name: str) -> bool:
 # --------------------------------------------------------------------------- label and groups
 
 
-def binary_label(series: pd.Series, column: str, source: str) -> tuple[np.ndarray, str, str]:
-    """0/1 labels (rows with a missing label already removed), the value meaning 1, a note."""
+def binary_label(series: pd.Series, column: str, source: str, positive_label: str | None = None
+                 ) -> tuple[np.ndarray, str, str]:
+    """0/1 labels (rows with a missing label already removed), the value meaning 1, a note.
+    positive_label (--positive-label): that value -> 1, every other -> 0, for any number of values."""
     numbers = to_numeric(series)
-    if numbers.notna().all() and not pd.api.types.is_bool_dtype(series):
-        texts = category_series(numbers)   # "1.0" and "1" are the same label
-    else:
-        texts = category_series(series)
+    numeric = bool(numbers.notna().all() and not pd.api.types.is_bool_dtype(series))
+    texts = category_series(numbers) if numeric else category_series(series)  # "1.0" and "1": one label
+    if positive_label is not None:
+        from pipeline.data.labels import one_vs_rest
+
+        wanted = str(positive_label)
+        as_number = to_numeric(pd.Series([wanted]))
+        if numeric and as_number.notna().all():
+            wanted = category_series(as_number).iloc[0]  # "1" names 1.0 as well
+        return one_vs_rest(texts.tolist(), wanted, what=f"label column {column!r}", source=source)
     counts = texts.value_counts()
     values = sorted(counts.index.tolist(), key=lambda v: (-counts[v], v))
     if len(values) > 2:
@@ -213,15 +222,37 @@ def _quantile_bands(values: pd.Series, missing: pd.Series, column: str) -> tuple
     return out, [f"sensitive column {column!r} is continuous: banded into quartiles {', '.join(labels)}"]
 
 
-def group_column(series: pd.Series, column: str) -> tuple[pd.Series, list[str]]:
-    """One string group per row, banding continuous columns."""
+def _banded(series: pd.Series, column: str) -> bool:
+    """Whether group_column bands this column: numeric with more than MAX_GROUP_VALUES values, or an
+    age with more than AGE_MIN_VALUES (ages 30, 40, 45, ... are bands to be, not groups)."""
     numbers = to_numeric(series)
     missing = strip_text(series).isna()
     present = int((~missing).sum())
     numeric = present > 0 and (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
                                or numbers.notna().sum() >= NUMERIC_PARSE_SHARE * present)
+    distinct = numbers[~missing].nunique() if numeric else 0
+    return bool(numeric and (distinct > MAX_GROUP_VALUES or (_is_age_like(column) and distinct > AGE_MIN_VALUES)))
+
+
+def band_order(series: pd.Series, column: str, groups: pd.Series) -> list[str] | None:
+    """The bands group_column made of `series` (its result `groups`), lowest first; None when it kept
+    the column's own categories (those are the user's groups, not the tool's)."""
+    if not _banded(series, column):
+        return None
+    names = [name for name in pd.unique(groups) if name not in (MISSING, UNKNOWN)]
+
+    def lower(name: str) -> float:
+        found = re.search(r"-?\d+(?:\.\d+)?", name)
+        return float(found.group()) if found else math.inf
+    return sorted(names, key=lower)
+
+
+def group_column(series: pd.Series, column: str) -> tuple[pd.Series, list[str]]:
+    """One string group per row, banding continuous columns (and ages, see `_banded`)."""
+    numbers = to_numeric(series)
+    missing = strip_text(series).isna()
     notes: list[str] = []
-    if numeric and numbers[~missing].nunique() > MAX_GROUP_VALUES:
+    if _banded(series, column):
         # a few unparseable values in a numeric column count as missing
         missing = missing | numbers.isna()
         if _is_age_like(column):
@@ -277,3 +308,50 @@ def identifier_reason(name: str, series: pd.Series, kind: str, decimal: str) -> 
     if texts.nunique() == n:
         return f"its {n} values are all different text, so they cannot generalise"
     return None
+
+
+# --------------------------------------------------------------------------- cleaning a table
+
+
+def clean_columns(frame: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Names and text cells stripped of surrounding spaces; empty unnamed columns (trailing separators) dropped."""
+    stripped = [c.strip() for c in frame.columns]
+    if stripped != list(frame.columns):
+        notes.append("column names were stripped of surrounding spaces")
+        frame.columns = stripped
+    for column in list(frame.columns):
+        frame[column] = strip_text(frame[column])
+    for column in [c for c in frame.columns if c.startswith("Unnamed: ") or c == ""]:
+        if frame[column].isna().all():
+            frame = frame.drop(columns=[column])
+            notes.append(f"dropped column {column!r}: no name and no values (a trailing separator?)")
+    return frame
+
+
+def drop_named_columns(frame: pd.DataFrame, drop: Sequence[str], source: str, notes: list[str]) -> pd.DataFrame:
+    """The columns named with --drop removed (noted); InputError naming the columns when one is not there."""
+    if not drop:
+        return frame
+    missing = [column for column in drop if column not in frame.columns]
+    if missing:
+        raise InputError(f"--drop names column(s) {quote_list(missing)} that the file does not have",
+                         fix=f"name columns of the file (it has {quote_list(list(frame.columns), 20)})", source=source)
+    notes.append(f"dropped column(s) {quote_list(list(drop))} (--drop)")
+    return frame.drop(columns=list(drop))
+
+
+def drop_empty_columns(frame: pd.DataFrame, label_column: str, sensitive: list[str], source: str,
+                        notes: list[str]) -> pd.DataFrame:
+    """A column with no values at all is dropped and noted; the label or a sensitive column with none is
+    an InputError (the run cannot do without it)."""
+    for column in list(frame.columns):
+        if frame[column].isna().all():
+            if column == label_column or column in sensitive:
+                role, fix = (("label column", "fill in the label, or pass another column with --label")
+                             if column == label_column else
+                             ("sensitive column", "fill in the groups, or pass another column with --sensitive"))
+                raise InputError(f"{role} {column!r} has no values: all {len(frame)} rows are missing", fix=fix,
+                                 source=source)
+            frame = frame.drop(columns=[column])
+            notes.append(f"dropped column {column!r}: it has no values (all {len(frame)} rows are missing)")
+    return frame

@@ -196,9 +196,17 @@ def _clean(read: TextSource, source: str, notes: list[str]
     return texts, raw_labels, roles, extras
 
 
-def _labels(raw_labels: list[str], label_name: str, source: str, notes: list[str]) -> np.ndarray:
-    """0/1 labels by the explicit word lists; InputError when a class has fewer than MIN_CLASS_ROWS texts."""
-    labels, label_note = map_labels(raw_labels, label_name, source)
+def _labels(raw_labels: list[str], label_name: str, source: str, notes: list[str],
+            positive_label: str | None = None) -> np.ndarray:
+    """0/1 labels by the explicit word lists (or one-vs-rest by --positive-label); InputError when a
+    class has fewer than MIN_CLASS_ROWS texts."""
+    if positive_label is not None:
+        from pipeline.data.labels import one_vs_rest
+
+        labels, _, label_note = one_vs_rest([value.strip() for value in raw_labels], positive_label,
+                                            what=f"label column {label_name!r}", source=source)
+    else:
+        labels, label_note = map_labels(raw_labels, label_name, source)
     notes.append(label_note)
     for value, word in ((1, "positive"), (0, "negative")):
         count = int((labels == value).sum())
@@ -387,8 +395,10 @@ def load_text(
     min_count: int = MIN_TOKEN_COUNT,
     max_length: int | None = None,
     validation_share: float = VALIDATION_SHARE,
+    positive_label: str | None = None,
 ) -> DomainData:
     """Labelled texts (a frame, a delimited file, or a folder layout) -> `DomainData`.
+    positive_label (--positive-label): the label value meaning 1, every other 0; None: sentiment words.
 
     Split.raw is an object array of texts; groups are the identity axes (or the file's own
     columns named in sensitive_columns). `validation_share` is the share of the train file held
@@ -397,6 +407,8 @@ def load_text(
     The steps: read, clean, label, find the file's group columns, subsample, split, fit the
     tokenizer on train, build the audit groups, assemble.
     """
+    if positive_label is not None and positive_class == "positive sentiment":
+        positive_class = f"label {positive_label!r}"
     terms = check_identity_terms(identity_terms if identity_terms is not None else IDENTITY_TERMS)
     notes: list[str] = []
     read = read_source(data, text_column=text_column, label_column=label_column, source_name=source_name,
@@ -408,7 +420,7 @@ def load_text(
                                                   if len(read.parts) > 1 else ""))
     texts, raw_labels, roles, extras = _clean(read, source, notes)
     label_name = read.parts[0].label_column
-    labels = _labels(raw_labels, label_name, source, notes)
+    labels = _labels(raw_labels, label_name, source, notes, positive_label)
     file_columns, axes_wanted = _file_group_columns(read, extras, sensitive_columns, terms, source)
     identity = identity_groups(texts, terms)
     rows = _Texts(texts=np.array(texts, dtype=object), labels=labels, roles=np.array(roles, dtype=object),

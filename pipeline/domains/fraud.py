@@ -3,56 +3,28 @@
 Default data: synthetic card transactions from `pipeline.data.fraud_generator` (always
 generated with the fixed seed DATA_SEED, so every run sees the same table; the run's
 seed drives the split and training). A user's CSV goes through the same generic loader
-(`pipeline.data.tabular.load_tabular`) with --label and --sensitive.
+(`pipeline.data.tabular.load_tabular`) with --label and --sensitive: the fraud domain is the
+tabular domain (pipeline/domains/tabular.py) with generated default data.
 
-The model is a small Functional MLP built by the module-level `build_mlp`, which works
-with Keras 3 (`import keras`) and with tf_keras alike.
+The model is the tabular domain's small Functional MLP (`build_mlp`), which works with Keras 3
+(`import keras`) and with tf_keras alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import Any
 
-import numpy as np
 
 from pipeline.data.fraud_generator import LABEL_COLUMN, SENSITIVE_COLUMNS, generate_transactions
-from pipeline.data.tabular import encode_tabular, load_tabular
-from pipeline.options import DomainOption
-from pipeline.domain import Domain, DomainData
+from pipeline.data.tabular import load_tabular
+from pipeline.domain import DomainData
+from pipeline.domains.tabular import DROPOUT_RATE, HIDDEN_UNITS, TabularDomain, build_mlp  # noqa: F401 (re-exported)
 
 DATA_SEED = 0
 DEFAULT_ROWS = 24000
-# Wide enough that int8's fixed overhead (quantization parameters, flatbuffer tables)
-# stays small next to the weights, and that 75 % magnitude pruning leaves capacity to
-# recover: measured on the default data, (64, 32) gave int8 at 0.49x the float32 file and
-# lost 0.067 PR-AUC when pruned; (256, 128) gives 0.27x and keeps every int8 variant
-# within 0.01 PR-AUC of float (`python -m benchmarks.run`).
-HIDDEN_UNITS = (256, 128)
-DROPOUT_RATE = 0.2
 
 
-def build_mlp(keras: Any, input_shape: Any, *, hidden_units: Sequence[int] = HIDDEN_UNITS,
-              dropout_rate: float = DROPOUT_RATE) -> Any:
-    """A Functional MLP: Input -> [Dense(relu) -> Dropout] x len(hidden_units) -> Dense(1, sigmoid).
-
-    `keras` is the Keras module to build with (Keras 3 or tf_keras); only `keras.Input`,
-    `keras.layers.Dense`, `keras.layers.Dropout` and `keras.Model` are used. The output
-    layer is float32 even under a mixed-precision policy.
-    """
-    shape = (int(input_shape),) if isinstance(input_shape, (int, np.integer)) else tuple(int(d) for d in input_shape)
-    inputs = keras.Input(shape=shape, name="features")
-    x = inputs
-    for i, units in enumerate(hidden_units):
-        x = keras.layers.Dense(int(units), activation="relu", name=f"dense_{i}")(x)
-        if dropout_rate:
-            x = keras.layers.Dropout(float(dropout_rate), name=f"dropout_{i}")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
-    return keras.Model(inputs=inputs, outputs=outputs, name="fraud_mlp")
-
-
-class FraudDomain(Domain):
+class FraudDomain(TabularDomain):
     name = "fraud"
     title = "Card-fraud detection"
     description = ("Flag fraudulent card transactions from tabular features (amount, time, channel, "
@@ -62,10 +34,7 @@ class FraudDomain(Domain):
     default_label = LABEL_COLUMN
     default_sensitive = SENSITIVE_COLUMNS
     model_builder = staticmethod(build_mlp)
-    options = (DomainOption(
-        "cluster_column", metavar="COLUMN",
-        help="the unit each row belongs to (a customer id): a unit's rows stay in one split, and the audit's "
-             "intervals resample whole units"),)
+    has_default_data = True  # and reads tables, as the tabular domain
 
     def load(self, config) -> DomainData:
         if config.data_path is None:
@@ -78,6 +47,9 @@ class FraudDomain(Domain):
                 min_group_size=config.min_group_size,
                 max_rows=config.max_rows,
                 cluster_column=config.option("cluster_column"),
+                positive_label=config.positive_label,
+                drop_columns=config.drop_columns,
+                merge_small_groups=config.merge_small_groups,
                 positive_class="fraud",
                 kind="generated",
                 description=(f"synthetic card transactions ({DEFAULT_ROWS} rows, about 2 % fraud), "
@@ -87,22 +59,7 @@ class FraudDomain(Domain):
             note = (f"default data: {DEFAULT_ROWS} synthetic transactions generated with the fixed seed "
                     f"{DATA_SEED} (the run seed {config.seed} drives the split)")
             return _with_note(data, note)
-        return load_tabular(
-            config.data_path,
-            label_column=config.label_column,
-            sensitive_columns=tuple(config.sensitive_columns),
-            seed=config.seed,
-            min_group_size=config.min_group_size,
-            max_rows=config.max_rows,
-            cluster_column=config.option("cluster_column"),
-            kind="file",
-        )
-
-    def encode(self, preprocessing: dict, raw: Any) -> np.ndarray:
-        return encode_tabular(preprocessing, raw)
-
-    def model_options(self, data: DomainData, config) -> dict:
-        return {"hidden_units": HIDDEN_UNITS, "dropout_rate": DROPOUT_RATE}
+        return self.load_file(config)
 
 
 def _with_note(data: DomainData, note: str) -> DomainData:

@@ -171,16 +171,16 @@ class ImagingDomain(Domain):
                            min_group_size=config.min_group_size, metadata_path=config.option("metadata_path"),
                            label_column=config.label_column, sensitive_columns=tuple(config.sensitive_columns),
                            skip_unreadable=config.option("skip_unreadable"),
-                           cluster_column=config.option("cluster_column"))
+                           cluster_column=config.option("cluster_column"), positive_label=config.positive_label)
 
     def _load_default(self, config) -> DomainData:
         source = "the default imaging data (generated)"
         if (config.option("metadata_path") is not None or config.option("cluster_column") is not None
-                or config.label_column not in (None, self.default_label)):
-            raise InputError("--metadata, --cluster-column and --label apply to your own images, not to the "
-                             "generated default data",
+                or config.label_column not in (None, self.default_label) or config.positive_label is not None):
+            raise InputError("--metadata, --cluster-column, --label and --positive-label apply to your own images, "
+                             "not to the generated default data",
                              fix="pass --data with your .npz or image folder, or drop --metadata / --cluster-column / "
-                                 "--label",
+                                 "--label / --positive-label",
                              source=source)
         columns = tuple(config.sensitive_columns) or self.default_sensitive
         unknown = [c for c in columns if c not in self.default_sensitive]

@@ -53,7 +53,7 @@ from pipeline.data.maintenance_generator import AI4I_FAILURE_MODES, AI4I_GROUP, 
 from pipeline.data.tabular import FORMAT as TABULAR_FORMAT
 from pipeline.data.tabular import encode_tabular, load_tabular, read_csv_file
 from pipeline.domain import DataSource, Domain, DomainData
-from pipeline.domains.fraud import DROPOUT_RATE, HIDDEN_UNITS, build_mlp
+from pipeline.domains.tabular import DROPOUT_RATE, HIDDEN_UNITS, build_mlp
 from pipeline.errors import InputError
 from pipeline.explainers.tabular import TabularExplainer
 from pipeline.explainers.window import WindowExplainer
@@ -168,6 +168,7 @@ class MaintenanceDomain(Domain):
     default_label = "fails within --horizon cycles (histories); 'Machine failure' (readings)"
     default_sensitive = ("make", "regime")
     model_builder = staticmethod(build_maintenance_model)
+    reads_tables = True  # per-reading tables (AI4I layout); sensor histories refuse --drop in load
     options = (
         DomainOption("window", type=int, default=30, minimum=2, metavar="CYCLES",
                      help="sensor histories: cycles per input window"),
@@ -182,6 +183,14 @@ class MaintenanceDomain(Domain):
 
     # ---- data ----------------------------------------------------------------------------
     def load(self, config) -> DomainData:
+        given = [flag for flag, value in (("--positive-label", config.positive_label), ("--drop", config.drop_columns))
+                 if value]
+        if given and (config.data_path is None or histories.detect_layout(config.data_path) != "readings_csv"):
+            raise InputError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to a per-reading table; "
+                             "a sensor history's label is made "
+                             "by the tool ('fails within --horizon cycles') from its own columns",
+                             fix=f"leave out {' and '.join(given)}, or pass a per-reading CSV (such as AI4I 2020) "
+                                 "with --data", source=str(config.data_path or "the default maintenance data"))
         if config.data_path is None:
             frame = generate_histories(DEFAULT_UNITS, DATA_SEED)
             table = histories.histories_from_frame(frame, source="the default maintenance data (generated)")
@@ -243,7 +252,10 @@ class MaintenanceDomain(Domain):
             derived = []
         data = load_tabular(frame, label_column=label, sensitive_columns=sensitive, seed=config.seed,
                             min_group_size=config.min_group_size, max_rows=config.max_rows,
-                            use_sensitive_as_features=True, positive_class="machine failure"
+                            use_sensitive_as_features=True, positive_label=config.positive_label,
+                            drop_columns=config.drop_columns,
+                            merge_small_groups=config.merge_small_groups,
+                            positive_class="machine failure"
                             if label == AI4I_LABEL else None, kind="file", source_name=path,
                             description=f"{Path(path).name}: per-reading table, label {label!r}")
         if sensitive:

@@ -48,8 +48,16 @@ def _every_variant(headline: str, ship: str, metrics: dict, compression: dict, p
             _number(evaluation["sparsity"]["sparsity"], 2), f"{evaluation['latency']['median_ms']:.3f} ms",
             _number(evaluation["agreement"]["identical_decisions"]),
         ])
+    for name, baseline in ((metrics.get("baselines") or {}).get("models") or {}).items():
+        quality = baseline["quality"]
+        rows.append([f"{name.replace('_', ' ')} (baseline, not shipped)", _number(quality.get(headline)),
+                     _number(quality.get("roc_auc")), _number(quality.get("recall_at_1pct_fpr")),
+                     _number(quality.get("brier")), "—", "—", "—", "—", "—"])
     blocks.append(Table([ "model", headline, "ROC-AUC", "recall@1%FPR", "Brier", "size", "gzip", "sparsity",
                           "latency (median)", "same decisions"], rows))
+    if metrics.get("baselines"):
+        blocks.append(Paragraph("Baselines: " + metrics["baselines"]["sentence"] + " They are fitted on the same "
+                                "training rows and encoding, with thresholds chosen on validation."))
     for plot in ("tradeoff", "latency"):
         if plot_path(plot) in plots:
             blocks.append(Image(plot_path(plot), f"{plot} of every variant"))

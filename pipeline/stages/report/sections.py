@@ -105,6 +105,8 @@ def _data(data: dict) -> list:
         f"Same source, stratified split: {_number(data['splits']['train'])} training rows "
         f"({_number(data['positives']['train'])} positive), {data['model_inputs']} model inputs after "
         f"preprocessing fitted on the training split only.")]
+    if data.get("warnings"):
+        blocks += [Paragraph("**Look at these before trusting the model:**"), Bullets(list(data["warnings"]))]
     if data.get("notes"):
         blocks += [Paragraph("Decisions the loader took:"), Bullets(list(data["notes"]))]
     return blocks
