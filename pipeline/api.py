@@ -176,6 +176,13 @@ def _config(domain: str, data: Any, options: dict, *, write_table: bool) -> RunC
                          fix="use the command line's options as Python names (epochs, seed, variants, ship, "
                              "targets, max_quality_drop, ...) and the domain's own ("
                              + (", ".join(sorted(declared)) or "it has none") + ")")
+    defaults = {**dataclasses.asdict(RunConfig(domain=domain)), **dataclasses.asdict(GateThresholds())}
+    for values in (fields, gate):
+        for key, value in values.items():
+            values[key] = _typed(key, value, type(defaults.get(key)))
+    for option in domain_object.options:
+        if option.name in options and option.kind == "value":
+            options[option.name] = _typed(option.name, options[option.name], option.type)
     for key in ("sensitive_columns", "variants", "targets", "workers", "drop_columns"):
         if key in fields and not isinstance(fields[key], tuple):
             fields[key] = (fields[key],) if isinstance(fields[key], str) else tuple(fields[key])
@@ -185,6 +192,21 @@ def _config(domain: str, data: Any, options: dict, *, write_table: bool) -> RunC
         fields["data_path"] = _data_path(domain, data, fields.get("output_dir", "reports"), write_table)
     config = RunConfig(domain=domain, gate=GateThresholds(**gate), options=options, **fields)
     return (config.quick_version() if quick else config).validate()
+
+
+def _typed(name: str, value: Any, kind: type) -> Any:
+    """A value given in Python as the command line would parse it ("5" for an int option is 5); an
+    InputError naming the option when it cannot be."""
+    if kind in (int, float) and not isinstance(value, bool) and isinstance(value, (str, int, float)):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if number is not None and (kind is float or number.is_integer()):
+            return kind(number)
+        raise InputError(f"run_domain got {name}={value!r}, expected {'a whole number' if kind is int else 'a number'}",
+                         fix=f"pass {name} as a number, e.g. {name}={kind(1)}")
+    return value
 
 
 def _data_path(domain: str, data: Any, output_dir: str, write_table: bool) -> str:

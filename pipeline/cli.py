@@ -77,7 +77,7 @@ def _add_run_arguments(run: argparse.ArgumentParser, domains: dict | None) -> No
     data.add_argument("--max-rows", type=int, default=None,
                       help="subsample the data to this many rows (stratified) for a faster run")
     data.add_argument("--merge-small-groups", action="store_true",
-                      help="merge groups of your data too small to measure (under --min-group-size test rows) "
+                      help="tables: merge groups of your data too small to measure (under --min-group-size test rows) "
                            "into 'other', noted in the card, instead of stopping; bands EdgeAudit makes (ages, "
                            "quartiles) always merge with a neighbour")
     data.add_argument("--min-group-size", type=int, default=defaults.min_group_size,
@@ -135,9 +135,17 @@ def _add_analysis_and_gate(run: argparse.ArgumentParser, defaults: RunConfig) ->
                             help="how each model's decision threshold is chosen on the validation split: "
                                  + "; ".join(f"{name}: {what}" for name, what in THRESHOLD_RULES.items())
                                  + " (default: the domain's rule, see `edgeaudit domains`)")
+    evaluation.add_argument("--latency-runs", type=int, default=defaults.latency_runs,
+                            help="single-example LiteRT calls timed per variant (the median is reported)")
+    evaluation.add_argument("--representative-rows", type=int, default=defaults.representative_rows,
+                            help="training rows that calibrate full-integer quantization")
     analysis = run.add_argument_group("explanation and audit")
     analysis.add_argument("--explain-rows", type=int, default=defaults.explain_rows,
                           help="test rows explained with SHAP per model")
+    analysis.add_argument("--background-rows", type=int, default=defaults.background_rows,
+                          help="training rows SHAP uses as its background")
+    analysis.add_argument("--local-examples", type=int, default=defaults.local_examples,
+                          help="test rows whose explanation is drawn one by one")
     analysis.add_argument("--bootstrap-samples", type=int, default=defaults.bootstrap_samples,
                           help="bootstrap resamples for the audit's 95%% intervals")
     gate = run.add_argument_group("gate")
@@ -211,7 +219,9 @@ def _config(arguments: argparse.Namespace, domain: str, *, own_options_only: boo
         pruning_learning_rate=arguments.pruning_learning_rate,
         quantization_aware_learning_rate=arguments.quantization_aware_learning_rate, per_channel_dense=arguments.per_channel_dense,
         ship_variant=arguments.ship_variant, targets=tuple(arguments.targets), threshold_rule=arguments.threshold_rule,
-        explain_rows=arguments.explain_rows,
+        explain_rows=arguments.explain_rows, background_rows=arguments.background_rows,
+        local_examples=arguments.local_examples, latency_runs=arguments.latency_runs,
+        representative_rows=arguments.representative_rows,
         bootstrap_samples=arguments.bootstrap_samples, min_group_size=arguments.min_group_size,
         gate=GateThresholds(max_quality_drop=arguments.max_quality_drop,
                             max_equalized_odds_difference=arguments.max_equalized_odds_difference,
@@ -290,7 +300,8 @@ def _run(arguments: argparse.Namespace) -> int:
 
     if arguments.domain == "all":
         for option, value in (("--data", arguments.data_path),
-                              ("--cluster-column", given_options(arguments).get("cluster_column"))):
+                              ("--cluster-column", given_options(arguments).get("cluster_column")),
+                              ("--positive-label", arguments.positive_label), ("--drop", arguments.drop_columns)):
             if value:
                 raise InputError(f"{option} cannot be used with 'all': each domain reads a different kind of data",
                                  fix=f"run one domain at a time with {option}, or drop {option} to use the default data")

@@ -67,3 +67,14 @@ def test_bad_input_is_the_clis_error_before_any_work(tmp_path):
     with pytest.raises(InputError, match="--epochs is 0"):
         run_config_for("fraud", epochs=0)
     assert not list(tmp_path.iterdir())  # nothing written by a config that was refused
+
+
+def test_values_given_as_text_are_read_as_the_command_line_would():
+    config = run_config_for("maintenance", window="12", epochs="3", max_quality_drop="0.05")
+    assert config.option("window") == 12 and config.epochs == 3 and config.gate.max_quality_drop == 0.05
+    with pytest.raises(InputError, match="epochs='three', expected a whole number"):
+        run_config_for("fraud", epochs="three")
+    # every option that can be set in Python prints as a flag the command line takes
+    config = run_config_for("fraud", latency_runs=300, representative_rows=64, background_rows=40,
+                            local_examples=2, positive_label="1", drop=["amount"], merge_small_groups=True)
+    assert run_config(command_line(config).split()[2:]) == config

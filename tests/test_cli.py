@@ -276,8 +276,11 @@ def test_ctrl_c_during_compression_is_one_clean_message_and_leaves_nothing(momen
     out = tmp_path / "reports"
     command = [sys.executable, "-m", "pipeline", "run", "fraud", "--quick", "--max-rows", "2500",
                "--min-group-size", "10", "--out", str(out)]
+    # As from a terminal: SIGINT at its default, even when this test runs under a launcher that ignores it
+    # (a background job of a non-interactive shell does; Python then keeps ignoring it in the child).
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     try:
         for line in process.stdout:

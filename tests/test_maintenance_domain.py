@@ -241,3 +241,13 @@ def test_real_ai4i_file_takes_the_readings_path():
     assert set(data.test.groups["Type"]) == {"L", "M", "H"}
     assert not set(data.feature_groups) & {*AI4I_FAILURE_MODES, "UDI", "Product ID"}
     assert 0.02 < data.class_balance["positive_rate"] < 0.05
+
+
+def test_drop_on_a_readings_table_comes_before_the_automatic_drops_and_derived_inputs(readings_file):
+    domain = MaintenanceDomain()
+    data = domain.load(_config(data_path=str(readings_file), drop_columns=("UDI", "Air temperature [K]")))
+    assert "Air temperature [K]" not in data.feature_groups
+    assert "Temperature difference [K]" not in data.feature_groups  # its input was dropped, so it is not derived
+    assert any("(--drop)" in note for note in data.source.notes)
+    encoded = domain.encode(json.loads(json.dumps(data.preprocessing)), data.test.raw)
+    assert encoded.shape[0] == len(data.test)

@@ -123,3 +123,31 @@ def test_a_column_that_alone_separates_the_label_is_named_and_drop_removes_it(tm
     config = run_config(["tabular", "--data", str(path), "--label", "outcome", "--sensitive", "sex",
                          "--positive-label", "fraud", "--drop", "settled_amount"])
     assert config.drop_columns == ("settled_amount",)
+
+
+def test_band_names_in_scientific_notation_order_and_join_by_value():
+    from pipeline.data.splitting import joined_band
+    from pipeline.data.tabular_columns import band_order, group_column
+
+    incomes = pd.Series(np.linspace(0.9e6, 3e6, 400) + 0.37)
+    groups, _ = group_column(incomes, "income")
+    order = band_order(incomes, "income", groups)
+    assert order[0].startswith("[900000") and order[-1].endswith("3e+06]")  # lowest first, by value
+    assert joined_band(order[0], order[1]) == "[900000, 1.95e+06]"
+    assert joined_band("[1e-05, 2.5e-05]", "(2.5e-05, 5e-05]") == "[1e-05, 5e-05]"
+    assert joined_band("18-25", "26-35") == "18-35" and joined_band("56-65", "66+") == "56+"
+
+
+def test_options_that_need_ones_own_data_are_refused_with_all_and_role_columns_cannot_be_dropped(tmp_path, capsys):
+    for option in (["--positive-label", "1"], ["--drop", "amount"]):
+        assert main(["run", "all", *option, "--out", str(tmp_path / "out")]) == EXIT_BAD_INPUT
+        assert f"{option[0]} cannot be used with 'all'" in capsys.readouterr().err
+    path = tmp_path / "table.csv"
+    frame = _table(800)
+    frame["customer"] = np.nan
+    frame.to_csv(path, index=False)
+    with pytest.raises(InputError, match="--drop names the label column 'outcome'"):
+        load_tabular(path, label_column="outcome", sensitive_columns=("sex",), drop_columns=("outcome",))
+    with pytest.raises(InputError, match="cluster column 'customer' has no values"):
+        load_tabular(path, label_column="outcome", sensitive_columns=("sex",), positive_label="fraud",
+                     cluster_column="customer", min_group_size=5)

@@ -4,8 +4,10 @@ A column such as `is_recid` beside a recidivism label, or a settlement amount be
 flag, is known only after the outcome; a model that reads it scores well and is useless.
 Each input column is scored alone on the training split by ROC-AUC: a numeric column by its
 values (missing values at the median), a categorical one by its categories' positive rate
-(target encoding fitted on the same rows: a generous score, which is what a warning wants).
-A column at or beyond LEAK_AUC either way is named; `--drop COLUMN` removes it.
+(target encoding).
+A column at or beyond LEAK_AUC either way is named; `--drop COLUMN` removes it. The categories'
+rates are fitted out of fold (five folds), so that a column of many rare values is not named for
+memorising the label.
 """
 
 from __future__ import annotations
@@ -28,12 +30,25 @@ def column_auc(values: pd.Series, labels: np.ndarray, kind: str) -> float | None
         scores = numbers.fillna(numbers.median()).to_numpy()
     else:
         text = values.astype(object).where(values.notna(), "<missing>").astype(str)
-        rates = pd.Series(labels, index=text.index).groupby(text).mean()
-        scores = text.map(rates).to_numpy(dtype=float)
+        if text.nunique() < 2:
+            return None
+        scores = _out_of_fold_rates(text, labels)
     if np.unique(scores).size < 2:
         return None
     auc = float(roc_auc_score(labels, scores))
     return max(auc, 1.0 - auc)
+
+
+def _out_of_fold_rates(text: pd.Series, labels: np.ndarray, folds: int = 5) -> np.ndarray:
+    """Each row's category scored by its positive rate in the OTHER folds (unseen: their overall rate), so that
+    a column of many rare categories (an id, a free-text field) does not separate the label by memorising it."""
+    scores = np.empty(len(text), dtype=float)
+    positions = np.arange(len(text))
+    for fold in range(folds):
+        held = positions % folds == fold
+        rates = pd.Series(labels[~held]).groupby(text[~held].to_numpy()).mean()
+        scores[held] = text[held].map(rates).fillna(float(labels[~held].mean())).to_numpy(dtype=float)
+    return scores
 
 
 def likely_leaks(frame: pd.DataFrame, labels: np.ndarray, kinds: dict[str, str], rows: np.ndarray,

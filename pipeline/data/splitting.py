@@ -238,19 +238,32 @@ def domain_data(splits: Sequence[Split], *, preprocessing: dict, feature_names: 
 # --------------------------------------------------------------------------- groups that heal
 
 
+_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?"
+_INTERVAL = re.compile(rf"^([\[(])({_NUMBER}), ({_NUMBER})\]$")   # a quartile: "[0, 24.75]", "(1.5e+06, 2e+06]"
+_AGE = re.compile(r"^(\d+)(?:-(\d+)|\+)$")                       # an age band: "18-25", "66+"
+
+
+def band_bounds(name: str) -> tuple[str, str, str | None] | None:
+    """(opening bracket or "", lower bound, upper bound or None for "66+") of a band the tool named; None
+    for any other name."""
+    interval = _INTERVAL.match(name)
+    if interval:
+        return interval.group(1), interval.group(2), interval.group(3)
+    age = _AGE.match(name)
+    if age:
+        return "", age.group(1), age.group(2)
+    return None
+
+
 def joined_band(left: str, right: str) -> str:
     """The name of two adjacent bands made one: "56-65" + "66+" -> "56+", "18-25" + "26-35" -> "18-35",
     "[0, 24.75]" + "(24.75, 49.5]" -> "[0, 49.5]"; other names -> "left + right"."""
-    number = r"-?\d+(?:\.\d+)?"
-    start = re.match(rf"^([\[(]?)({number})", left)
-    end = re.search(rf"(?<![\d.])({number})(\]?)$", right)
-    if start and right.endswith("+"):
-        return f"{start.group(2)}+"
-    if start and end and start.group(1):
-        return f"{start.group(1)}{start.group(2)}, {end.group(1)}]"
-    if start and end:
-        return f"{start.group(2)}-{end.group(1)}"
-    return f"{left} + {right}"
+    first, last = band_bounds(left), band_bounds(right)
+    if first is None or last is None:
+        return f"{left} + {right}"
+    if first[0]:
+        return f"{first[0]}{first[1]}, {last[2]}]"
+    return f"{first[1]}+" if last[2] is None else f"{first[1]}-{last[2]}"
 
 
 def merge_small_bands(values: pd.Series, test_index: np.ndarray, min_group_size: int, order: list[str],

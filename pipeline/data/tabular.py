@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import json
 import os
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,11 +136,13 @@ class _Rows:
     labels: np.ndarray
     groups: dict[str, pd.Series]
     clusters: np.ndarray | None
+    # column -> its bands, lowest first, where the tool banded it (decided on every row, before any subsample)
+    bands: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def subset(self, keep: np.ndarray) -> "_Rows":
         return _Rows(frame=self.frame.iloc[keep].reset_index(drop=True), labels=self.labels[keep],
                      groups={c: g.iloc[keep].reset_index(drop=True) for c, g in self.groups.items()},
-                     clusters=None if self.clusters is None else self.clusters[keep])
+                     clusters=None if self.clusters is None else self.clusters[keep], bands=self.bands)
 
 
 # --------------------------------------------------------------------------- reading and checking
@@ -210,28 +213,32 @@ def _read_rows(frame: pd.DataFrame, label_column: str, sensitive: list[str], clu
                              fix="fill in every row's unit (customer, patient, machine), or drop those rows",
                              source=source)
         clusters = category_series(frame[cluster_column]).astype(str).to_numpy(dtype=object)
-    groups = {}
+    groups, bands = {}, {}
     for column in sensitive:
         groups[column], group_notes = group_column(frame[column], column)
         notes.extend(group_notes)
-    return _Rows(frame=frame, labels=labels, groups=groups, clusters=clusters), positive_value
+        order = band_order(frame[column], column, groups[column])
+        if order is not None:
+            bands[column] = order
+    return _Rows(frame=frame, labels=labels, groups=groups, clusters=clusters, bands=bands), positive_value
 
 
 def _heal_groups(rows: _Rows, test_index: np.ndarray, min_group_size: int, merge_small_groups: bool,
                  notes: list[str]) -> _Rows:
     """Groups the tool made never stop a run: a band too small in the test split merges with its
-    neighbour. The user's own categories do so only with --merge-small-groups (into "other")."""
+    neighbour. The user's own categories (and a banded column's "unknown" / "(missing)") do so only
+    with --merge-small-groups (into "other")."""
     groups = dict(rows.groups)
     for column, values in groups.items():
-        order = band_order(rows.frame[column], column, values)
-        if order is not None:
-            groups[column], merged = merge_small_bands(values, test_index, min_group_size, order, column)
-        elif merge_small_groups:
-            groups[column], merged = merge_small_categories(values, test_index, min_group_size, column)
-        else:
-            merged = []
+        merged: list[str] = []
+        if column in rows.bands:
+            values, merged = merge_small_bands(values, test_index, min_group_size, rows.bands[column], column)
+        if merge_small_groups:
+            values, more = merge_small_categories(values, test_index, min_group_size, column)
+            merged += more
+        groups[column] = values
         notes.extend(merged)
-    return _Rows(frame=rows.frame, labels=rows.labels, groups=groups, clusters=rows.clusters)
+    return dataclasses.replace(rows, groups=groups)
 
 
 def _identifier_columns(frame: pd.DataFrame, skip: set[str], delimiter: str) -> dict[str, str]:
@@ -418,9 +425,15 @@ def load_tabular(
     kind = kind or ("generated" if path is None else "file")
     notes.insert(0, f"read {len(frame)} rows and {frame.shape[1]} columns")
     frame = clean_columns(frame, notes)
+    for role, names in (("label column", [label_column]), ("sensitive column", list(sensitive_columns)),
+                        ("cluster column", [cluster_column])):
+        dropped = [name for name in names if name is not None and name in drop_columns]
+        if dropped:
+            raise InputError(f"--drop names the {role} {dropped[0]!r}", fix=f"leave {dropped[0]!r} out of --drop",
+                             source=source)
     frame = drop_named_columns(frame, drop_columns, source, notes)
     sensitive = _check_roles(list(frame.columns), label_column, sensitive_columns, cluster_column, source)
-    frame = drop_empty_columns(frame, label_column, sensitive, source, notes)
+    frame = drop_empty_columns(frame, label_column, sensitive, source, notes, cluster_column)
     rows, positive_value = _read_rows(frame, label_column, sensitive, cluster_column, source, notes, positive_label)
     identifiers = _identifier_columns(rows.frame, {label_column, *sensitive, cluster_column}, delimiter)
     if max_rows is not None and len(rows.frame) > max_rows:
@@ -433,8 +446,8 @@ def load_tabular(
     warnings = tuple(leak_warning(column, auc) for column, auc in likely_leaks(rows.frame, rows.labels, kinds, parts[0]))
     require_measurable_groups(
         rows.groups, parts[2], min_group_size, column_role="sensitive column", unit="rows",
-        remedy=lambda group: f"merge group {group!r} into a neighbouring group or drop its rows in the file, "
-                             f"use more rows",
+        remedy=lambda group: f"pass --merge-small-groups to merge it into 'other', merge group {group!r} into "
+                             f"a neighbouring group or drop its rows in the file, use more rows",
         max_rows=max_rows, source=source)
 
     raw = rows.frame[list(kinds)]

@@ -239,11 +239,13 @@ def band_order(series: pd.Series, column: str, groups: pd.Series) -> list[str] |
     the column's own categories (those are the user's groups, not the tool's)."""
     if not _banded(series, column):
         return None
+    from pipeline.data.splitting import band_bounds
+
     names = [name for name in pd.unique(groups) if name not in (MISSING, UNKNOWN)]
 
     def lower(name: str) -> float:
-        found = re.search(r"-?\d+(?:\.\d+)?", name)
-        return float(found.group()) if found else math.inf
+        bounds = band_bounds(name)
+        return float(bounds[1]) if bounds else math.inf
     return sorted(names, key=lower)
 
 
@@ -341,15 +343,17 @@ def drop_named_columns(frame: pd.DataFrame, drop: Sequence[str], source: str, no
 
 
 def drop_empty_columns(frame: pd.DataFrame, label_column: str, sensitive: list[str], source: str,
-                        notes: list[str]) -> pd.DataFrame:
+                       notes: list[str], cluster_column: str | None = None) -> pd.DataFrame:
     """A column with no values at all is dropped and noted; the label or a sensitive column with none is
     an InputError (the run cannot do without it)."""
     for column in list(frame.columns):
         if frame[column].isna().all():
-            if column == label_column or column in sensitive:
+            if column == label_column or column in sensitive or column == cluster_column:
                 role, fix = (("label column", "fill in the label, or pass another column with --label")
                              if column == label_column else
-                             ("sensitive column", "fill in the groups, or pass another column with --sensitive"))
+                             ("sensitive column", "fill in the groups, or pass another column with --sensitive")
+                             if column in sensitive else
+                             ("cluster column", "fill in each row's unit, or pass another --cluster-column"))
                 raise InputError(f"{role} {column!r} has no values: all {len(frame)} rows are missing", fix=fix,
                                  source=source)
             frame = frame.drop(columns=[column])

@@ -52,6 +52,7 @@ from pipeline.data import sensor_histories as histories
 from pipeline.data.maintenance_generator import AI4I_FAILURE_MODES, AI4I_GROUP, AI4I_LABEL, generate_histories
 from pipeline.data.tabular import FORMAT as TABULAR_FORMAT
 from pipeline.data.tabular import encode_tabular, load_tabular, read_csv_file
+from pipeline.data.tabular_columns import drop_named_columns
 from pipeline.domain import DataSource, Domain, DomainData
 from pipeline.domains.tabular import DROPOUT_RATE, HIDDEN_UNITS, build_mlp
 from pipeline.errors import InputError
@@ -224,9 +225,12 @@ class MaintenanceDomain(Domain):
         frame, fingerprint, read_notes = read_csv_file(path)
         columns = [str(c).strip() for c in frame.columns]
         frame.columns = columns
+        notes = list(read_notes)
+        if config.drop_columns:  # the user's --drop comes first: before the automatic drops and derived inputs
+            frame = drop_named_columns(frame, config.drop_columns, path, notes)
+            columns = list(frame.columns)
         label = config.label_column or (AI4I_LABEL if AI4I_LABEL in columns else None)
         sensitive = tuple(config.sensitive_columns) or ((AI4I_GROUP,) if AI4I_GROUP in columns else ())
-        notes = list(read_notes)
         if label is None:
             raise InputError(f"a per-reading table without a {AI4I_LABEL!r} column and no --label",
                              fix="pass --label COLUMN naming the 0/1 failure column (or give the file unit and "
@@ -253,7 +257,6 @@ class MaintenanceDomain(Domain):
         data = load_tabular(frame, label_column=label, sensitive_columns=sensitive, seed=config.seed,
                             min_group_size=config.min_group_size, max_rows=config.max_rows,
                             use_sensitive_as_features=True, positive_label=config.positive_label,
-                            drop_columns=config.drop_columns,
                             merge_small_groups=config.merge_small_groups,
                             positive_class="machine failure"
                             if label == AI4I_LABEL else None, kind="file", source_name=path,
