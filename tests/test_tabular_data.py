@@ -616,3 +616,11 @@ def test_the_users_own_small_groups_stop_unless_merge_small_groups(tmp_path):
     merged = [note for note in data.source.notes if "merged into 'other' (--merge-small-groups)" in note]
     assert len(merged) == 1 and "'coast'" in merged[0] and "'hills'" in merged[0]
     assert (data.test.groups["region"].value_counts() >= 5).all()  # every group now measurable
+
+
+def test_a_small_unknown_age_group_is_reported_not_measured_and_does_not_stop_the_run():
+    frame = small_frame(600)
+    frame.loc[frame.index[:15], "Age"] = 0  # "unknown" ages: the tool's group, too small to measure
+    data = load(frame, sensitive_columns=("Age",), min_group_size=8)
+    assert 0 < (data.test.groups["Age"] == "unknown").sum() < 8
+    assert any("'unknown' has" in note and "reported but not measured" in note for note in data.source.notes)

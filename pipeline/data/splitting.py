@@ -174,16 +174,19 @@ def measurable_groups(values: pd.Series, test_mask: np.ndarray, min_group_size: 
 
 def require_measurable_groups(groups: Mapping[str, pd.Series], test_index: np.ndarray, min_group_size: int, *,
                               column_role: str, unit: str, remedy: Callable[[Any], str], max_rows: int | None,
-                              source: str) -> None:
+                              source: str, exempt: Mapping[str, Sequence[Any]] | None = None) -> None:
     """InputError naming the first column with a group under `min_group_size` test rows, and the fix.
 
     column_role: how the message names a column ("sensitive column", "group column").
     unit:        what a row is ("rows", "images").
     remedy:      the first advice of the fix, given the first small group ("merge group ... use
                  more rows"); " (raise --max-rows)" and the --min-group-size advice follow.
+    exempt:      column -> groups that may be small (the audit reports them as not measurable).
     """
     for column, values in groups.items():
-        small = small_groups(values.iloc[test_index], min_group_size, all_values=values)
+        small = [(group, count) for group, count in small_groups(values.iloc[test_index], min_group_size,
+                                                                   all_values=values)
+                 if group not in (exempt or {}).get(column, ())]
         if small:
             listed = ", ".join(f"{g!r} has {n} {unit}" for g, n in small)
             raise InputError(

@@ -241,6 +241,23 @@ def _heal_groups(rows: _Rows, test_index: np.ndarray, min_group_size: int, merge
     return dataclasses.replace(rows, groups=groups)
 
 
+def _unmeasured_tool_groups(rows: _Rows, test_index: np.ndarray, min_group_size: int,
+                            notes: list[str]) -> dict[str, list[str]]:
+    """A banded column's "unknown" / "(missing)" group is the tool's too: when too small it does not stop
+    the run (merging it into an age band would misplace people); the audit reports it as not
+    measurable and leaves it out of the disparities. Returns column -> such groups, noted."""
+    exempt: dict[str, list[str]] = {}
+    for column in rows.bands:
+        counts = rows.groups[column].iloc[test_index].value_counts()
+        small = [group for group in (UNKNOWN, MISSING) if 0 < counts.get(group, 0) < min_group_size]
+        if small:
+            exempt[column] = small
+            notes.append(f"group column {column!r}: " + ", ".join(f"{g!r} has {int(counts[g])} test rows" for g in small)
+                         + f", fewer than --min-group-size {min_group_size}: reported but not measured, and left out "
+                           "of the disparities")
+    return exempt
+
+
 def _identifier_columns(frame: pd.DataFrame, skip: set[str], delimiter: str) -> dict[str, str]:
     """Identifier-like column -> why, judged on every row: a subsample breaks a consecutive run."""
     identifiers = {}
@@ -448,7 +465,7 @@ def load_tabular(
         rows.groups, parts[2], min_group_size, column_role="sensitive column", unit="rows",
         remedy=lambda group: f"pass --merge-small-groups to merge it into 'other', merge group {group!r} into "
                              f"a neighbouring group or drop its rows in the file, use more rows",
-        max_rows=max_rows, source=source)
+        max_rows=max_rows, source=source, exempt=_unmeasured_tool_groups(rows, parts[2], min_group_size, notes))
 
     raw = rows.frame[list(kinds)]
     splits = make_splits(parts, raw_of=lambda index: raw.iloc[index].reset_index(drop=True), labels=rows.labels,
