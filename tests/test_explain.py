@@ -528,7 +528,8 @@ def test_each_domain_names_the_explainer_of_its_modality():
 
     domains = all_domains_by_name()
     kinds = {name: domain.explainer.kind for name, domain in domains.items()}
-    assert kinds == {"fraud": "tabular", "imaging": "image", "sentiment": "text", "maintenance": "window"}
+    assert kinds == {"fraud": "tabular", "tabular": "tabular", "imaging": "image", "sentiment": "text",
+                     "maintenance": "window"}
     assert all(isinstance(domain.explainer, Explainer) for domain in domains.values())
     # maintenance reads two kinds of data and chooses by the data, keeping no state
     maintenance = domains["maintenance"]
