@@ -170,7 +170,8 @@ def _config(domain: str, data: Any, options: dict, *, write_table: bool) -> RunC
 
     declared = {option.name for option in domain_object.options}
     # Another domain's option goes on to RunConfig's check, which says which domain reads it.
-    unknown = [key for key in options if key not in declared_options(all_domains_by_name())]
+    every_option = declared_options(all_domains_by_name())
+    unknown = [key for key in options if key not in every_option]
     if unknown:
         raise InputError(f"run_domain got unknown option(s) {', '.join(map(repr, unknown))} for the {domain} domain",
                          fix="use the command line's options as Python names (epochs, seed, variants, ship, "

@@ -16,7 +16,6 @@ import dataclasses
 
 
 from pipeline.data.fraud_generator import LABEL_COLUMN, SENSITIVE_COLUMNS, generate_transactions
-from pipeline.data.tabular import load_tabular
 from pipeline.domain import DomainData
 from pipeline.domains.tabular import DROPOUT_RATE, HIDDEN_UNITS, TabularDomain, build_mlp  # noqa: F401 (re-exported)
 
@@ -39,17 +38,10 @@ class FraudDomain(TabularDomain):
     def load(self, config) -> DomainData:
         if config.data_path is None:
             frame = generate_transactions(rows=DEFAULT_ROWS, seed=DATA_SEED)
-            data = load_tabular(
-                frame,
+            data = self.load_table(
+                config, frame,
                 label_column=config.label_column or self.default_label,
                 sensitive_columns=tuple(config.sensitive_columns) or self.default_sensitive,
-                seed=config.seed,
-                min_group_size=config.min_group_size,
-                max_rows=config.max_rows,
-                cluster_column=config.option("cluster_column"),
-                positive_label=config.positive_label,
-                drop_columns=config.drop_columns,
-                merge_small_groups=config.merge_small_groups,
                 positive_class="fraud",
                 kind="generated",
                 description=(f"synthetic card transactions ({DEFAULT_ROWS} rows, about 2 % fraud), "
@@ -59,7 +51,7 @@ class FraudDomain(TabularDomain):
             note = (f"default data: {DEFAULT_ROWS} synthetic transactions generated with the fixed seed "
                     f"{DATA_SEED} (the run seed {config.seed} drives the split)")
             return _with_note(data, note)
-        return self.load_file(config)
+        return self.load_table(config, config.data_path)
 
 
 def _with_note(data: DomainData, note: str) -> DomainData:

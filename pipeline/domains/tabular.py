@@ -72,12 +72,12 @@ class TabularDomain(Domain):
                              fix="pass your table: edgeaudit run tabular --data FILE.csv --label COLUMN --sensitive "
                                  "COLUMN ...; or try `edgeaudit run fraud`, which generates its own",
                              source="edgeaudit run tabular")
-        return self.load_file(config)
+        return self.load_table(config, config.data_path)
 
-    def load_file(self, config) -> DomainData:
-        """The user's CSV through the generic loader, with every data option of the run."""
-        return load_tabular(
-            config.data_path,
+    def load_table(self, config, data, **how) -> DomainData:
+        """`data` (the user's CSV path, or a generated frame) through the generic loader with every data
+        option of the run; `how` overrides the loader's arguments (a preset's label, groups and names)."""
+        arguments = dict(
             label_column=config.label_column,
             sensitive_columns=tuple(config.sensitive_columns),
             seed=config.seed,
@@ -89,6 +89,7 @@ class TabularDomain(Domain):
             merge_small_groups=config.merge_small_groups,
             kind="file",
         )
+        return load_tabular(data, **{**arguments, **how})
 
     def encode(self, preprocessing: dict, raw: Any) -> np.ndarray:
         return encode_tabular(preprocessing, raw)
