@@ -904,6 +904,12 @@ def _seed_spread_lines(result: dict) -> list[str]:
     return table_lines(result)
 
 
+def _tabular_model_lines(result: dict) -> list[str]:
+    from benchmarks.tabular_models import table_lines
+
+    return table_lines(result)
+
+
 # Results files that are not pipeline runs, by case, and the function that renders each.
 def _runtime_agreement_lines(result: dict) -> list[str]:
     from benchmarks.runtime_agreement import lines  # it imports this module
@@ -914,6 +920,7 @@ def _runtime_agreement_lines(result: dict) -> list[str]:
 _OWN_TABLES = {
     "shapley-error": _shapley_error_lines,
     "seed-spread": _seed_spread_lines,
+    "tabular-models": _tabular_model_lines,
     "fraud-scaling": _scaling_lines,
     "training-throughput": _throughput_lines,
     "training-throughput-gpu": _throughput_lines,

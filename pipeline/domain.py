@@ -131,6 +131,11 @@ class Domain(abc.ABC):
         """Keyword arguments for `model_builder` (layer sizes, vocabulary size, ...)."""
         return {}
 
+    def searches_model(self, data: DomainData) -> bool:
+        """Whether the model for `data` is chosen by the tabular model search (pipeline.stages.model_search);
+        a domain that says yes declares the `search_trials` option (pipeline.search_step)."""
+        return False
+
     def twin_model_options(self, data: DomainData) -> dict:
         """Overrides of `model_options` for the tf_keras twin, converted to .tflite, of a model trained on `data`.
 

@@ -23,7 +23,7 @@ from pipeline.domain import Domain, DomainData
 from pipeline.metrics import Predictions, choose_threshold
 from pipeline.progress import Progress
 from pipeline.registry import get_domain
-from pipeline import deploy_step, run_manifest
+from pipeline import deploy_step, run_manifest, search_step
 
 STAGES = ["load data", "train", "compress", "evaluate on LiteRT", "fit devices and choose", "explain", "audit",
           "report"]
@@ -133,6 +133,7 @@ class _FloatModel:
     """The trained Keras model, and its decisions: the threshold chosen on validation, the test predictions."""
 
     trained: Any                     # pipeline.stages.train.TrainedModel
+    record: dict                     # what training.json holds (the model search's trials included)
     predict: Callable[[np.ndarray], np.ndarray]
     validation_scores: np.ndarray
     threshold: float
@@ -155,9 +156,11 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
     """The stages in order, each in its progress stage; the steps below compute, and write what they made."""
     from pipeline.stages.evaluate import LiteRTModel
 
-    inputs = _encoded_inputs(config, domain, data, folder)
     with progress.stage("train"):
-        float_model = _train_float_model(config, domain, data, runtime, folder, progress, inputs, cluster)
+        recipe = search_step.recipe(config, domain, data, runtime, progress, cluster=cluster)
+        data = recipe.data   # the preprocessing the model is trained on (the search may choose its encoding)
+        inputs = _encoded_inputs(config, domain, data, folder, recipe)
+        float_model = _train_float_model(config, domain, data, runtime, folder, progress, inputs, cluster, recipe)
     with progress.stage("compress"):
         variants = _compress_variants(config, domain, data, runtime, folder, progress, inputs, float_model.trained)
     with progress.stage("evaluate on LiteRT"):
@@ -188,11 +191,12 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
                              distributed=float_model.trained.distributed, ship_variant=ship)
         _write_model_card(folder, manifest=manifest, metrics=evaluated.metrics, variants=variants, audit=audit,
                           mitigation=mitigation, explanation=explanation, gate=gate, analyses=analyses,
-                          trained=float_model.trained, deployment=deployment, ship=ship)
+                          training=float_model.record, deployment=deployment, ship=ship)
     return manifest, gate
 
 
-def _encoded_inputs(config: RunConfig, domain: Domain, data: DomainData, folder: artifacts.RunFolder) -> _Inputs:
+def _encoded_inputs(config: RunConfig, domain: Domain, data: DomainData, folder: artifacts.RunFolder,
+                    recipe: search_step.Recipe) -> _Inputs:
     """Writes the preprocessing file and encodes every split with it as read back."""
     # What ships beside every .tflite is written first and read back: every later stage
     # encodes with the file a device will get, not with an in-memory copy.
@@ -202,30 +206,33 @@ def _encoded_inputs(config: RunConfig, domain: Domain, data: DomainData, folder:
     validation_x = domain.encode(shipped_preprocessing, data.validation.raw)
     test_x = domain.encode(shipped_preprocessing, data.test.raw)
     return _Inputs(shipped_preprocessing=shipped_preprocessing, train_x=train_x, validation_x=validation_x,
-                   test_x=test_x, input_shape=tuple(train_x.shape[1:]),
-                   model_options=domain.model_options(data, config))
+                   test_x=test_x, input_shape=tuple(train_x.shape[1:]), model_options=recipe.model_options)
 
 
 def _train_float_model(config: RunConfig, domain: Domain, data: DomainData, runtime, folder: artifacts.RunFolder,
-                       progress: Progress, inputs: _Inputs, cluster) -> _FloatModel:
+                       progress: Progress, inputs: _Inputs, cluster, recipe: search_step.Recipe) -> _FloatModel:
     """Trains the Keras model, chooses its threshold on validation, predicts the test split; writes training.json."""
     from pipeline.stages.train import batched_predict_function, train_model
 
-    trained = train_model(
-        model_builder=domain.model_builder, input_shape=inputs.input_shape, model_options=inputs.model_options,
-        train_features=inputs.train_x, train_labels=data.train.labels,
-        validation_features=inputs.validation_x, validation_labels=data.validation.labels,
-        runtime=runtime, epochs=config.epochs, optimizer=domain.optimizer, learning_rate=domain.learning_rate,
-        progress=progress, cluster=cluster, augmentation=domain.augmentation())
+    if recipe.trained is not None:   # the search trained this recipe on every train row: its model is the one
+        trained = recipe.trained
+        progress("  the float model is the chosen trial's (trained on every train row, early-stopped on validation)")
+    else:
+        trained = train_model(
+            model_builder=domain.model_builder, input_shape=inputs.input_shape,
+            train_features=inputs.train_x, train_labels=data.train.labels,
+            validation_features=inputs.validation_x, validation_labels=data.validation.labels,
+            runtime=runtime, epochs=config.epochs, optimizer=domain.optimizer,
+            progress=progress, cluster=cluster, augmentation=domain.augmentation(), **recipe.training_options())
     progress(f"  best epoch {trained.best_epoch} of {trained.epochs_run}, {trained.seconds:.1f} s")
     predict_float = batched_predict_function(trained.model)
     validation_scores = predict_float(inputs.validation_x)
     threshold = choose_threshold(data.validation.labels, validation_scores, config.threshold_rule)
     predictions = Predictions(predict_float(inputs.test_x), threshold)
-    folder.write_json(artifacts.TRAINING, {**trained.summary(), "runtime": runtime.to_json(),
-                                           "model_options": inputs.model_options, "input_shape": inputs.input_shape},
-                      role="training")
-    return _FloatModel(trained=trained, predict=predict_float, validation_scores=validation_scores,
+    record = {**trained.summary(), "runtime": runtime.to_json(), "model_options": inputs.model_options,
+              "input_shape": inputs.input_shape, "search": recipe.search}
+    folder.write_json(artifacts.TRAINING, record, role="training")
+    return _FloatModel(trained=trained, record=record, predict=predict_float, validation_scores=validation_scores,
                        threshold=threshold, predictions=predictions)
 
 
@@ -383,15 +390,15 @@ def _gate(config: RunConfig, domain: Domain, folder: artifacts.RunFolder, qualit
 
 
 def _write_model_card(folder: artifacts.RunFolder, *, manifest: dict, metrics: dict, variants: dict, audit: dict,
-                      mitigation: dict, explanation: dict, gate: dict, analyses: dict, trained, deployment: dict,
-                      ship: str) -> None:
+                      mitigation: dict, explanation: dict, gate: dict, analyses: dict, training: dict,
+                      deployment: dict, ship: str) -> None:
     """Writes the evaluation figures and the model card (Markdown and HTML)."""
     from pipeline.stages import report as report_stage
 
     card = report_stage.model_card(
         manifest=manifest, metrics=metrics, compression={n: v.summary() for n, v in variants.items()},
         audit=audit, mitigation=mitigation, explanation=explanation, gate=gate, analyses=analyses,
-        training=trained.summary(), plots=sorted(p for p in folder.artifacts if artifacts.is_plot(p)),
+        training=training, plots=sorted(p for p in folder.artifacts if artifacts.is_plot(p)),
         deployment=deployment)
     for name, figure in report_stage.evaluation_figures(metrics, ship_variant=ship).items():
         folder.write_figure(name, figure)

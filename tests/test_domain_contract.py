@@ -27,9 +27,12 @@ MODEL_CARD_SECTIONS = ["Model details", "Intended use", "Factors", "Metrics", "E
 def tiny_config(domain: str, output_dir) -> RunConfig:
     # A named microcontroller target: the variant is chosen to fit it, and the audit judges the
     # microcontroller runtime's decisions. A domain without default data runs on its own sample.
+    # A domain with a model search tries two recipes: the fixed and the recommended one.
+    searches = any(option.name == "search_trials" for option in get_domain(domain).options)
     return RunConfig(domain=domain, output_dir=str(output_dir), max_rows=3000, epochs=2, fine_tune_epochs=1,
                      explain_rows=12, background_rows=16, local_examples=2, bootstrap_samples=30,
                      min_group_size=10, representative_rows=50, targets=("cortex-m4",),
+                     options={"search_trials": 2} if searches else {},
                      **get_domain(domain).sample_data(output_dir))
 
 
@@ -124,6 +127,18 @@ def test_every_variant_is_a_tflite_that_was_evaluated(finished_run):
         assert baselines["sentence"] in (outcome.run_dir / "model_card.md").read_text()
     else:
         assert baselines is None
+    # A tabular model is chosen by the model search on validation, and the card says what was chosen.
+    search = json.loads((outcome.run_dir / artifacts.TRAINING).read_text())["search"]
+    if manifest["modality"] == "tabular":
+        from pipeline.stages.model_search import default_recipe, recommended_recipe, search_sentence
+
+        assert [trial["values"] for trial in search["trials"]] == [default_recipe(search["space"]),
+                                                                   recommended_recipe(search["space"])]
+        best = max(search["trials"], key=lambda trial: trial["val_pr_auc"])
+        assert search["chosen"] == best["values"]
+        assert search_sentence(search) in (outcome.run_dir / "model_card.md").read_text()
+    else:
+        assert search is None
 
 
 def test_manifest_lists_every_file_with_its_hash(finished_run):

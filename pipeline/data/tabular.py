@@ -118,6 +118,7 @@ from pipeline.data.tabular_preprocessing import (  # noqa: F401 - re-exported: t
     MAX_CATEGORIES,
     OTHER,
     encode_tabular,
+    feature_groups_of,
     fit_preprocessing,
 )
 from pipeline.domain import DataSource, DomainData
@@ -488,6 +489,6 @@ def load_tabular(
                              notes=tuple(notes), warnings=warnings)
     balance = class_balance(splits, positive_rate=float(rows.labels.mean()), positives=int(rows.labels.sum()))
     return domain_data(splits, preprocessing=spec, feature_names=spec["feature_names"],
-                       feature_groups={c["name"]: list(c["indices"]) for c in spec["columns"]},
+                       feature_groups=feature_groups_of(spec),
                        sensitive_columns=sensitive, label_name=label_column, positive_class=positive_text,
                        source=data_source, balance=balance)

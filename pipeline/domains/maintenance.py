@@ -59,6 +59,7 @@ from pipeline.errors import InputError
 from pipeline.explainers.tabular import TabularExplainer
 from pipeline.explainers.window import WindowExplainer
 from pipeline.options import DomainOption
+from pipeline.search_step import SEARCH_TRIALS_OPTION
 
 DATA_SEED = 0
 DEFAULT_UNITS = 240
@@ -175,6 +176,7 @@ class MaintenanceDomain(Domain):
                      help="sensor histories: cycles per input window"),
         DomainOption("horizon", type=int, default=30, minimum=1, metavar="CYCLES",
                      help="sensor histories: a window is positive if the unit fails within this many cycles"),
+        dataclasses.replace(SEARCH_TRIALS_OPTION, help="per-reading tables: " + SEARCH_TRIALS_OPTION.help),
     )
 
     def __init__(self, architecture: str = "cnn"):
@@ -289,6 +291,10 @@ class MaintenanceDomain(Domain):
                     "dropout_rate": WINDOW_DROPOUT_RATE}
         return {"architecture": "cnn", "filters": CNN_FILTERS, "kernel_size": CNN_KERNEL_SIZE,
                 "dense_units": DENSE_UNITS, "dropout_rate": WINDOW_DROPOUT_RATE}
+
+    def searches_model(self, data: DomainData) -> bool:
+        """A per-reading table's MLP is searched (`--search-trials`); a window model is not."""
+        return data.preprocessing["format"] == TABULAR_FORMAT
 
     def twin_model_options(self, data: DomainData) -> dict:
         # LiteRT converts a recurrent layer only with a fixed batch (STACK_NOTES.md); and the

@@ -18,6 +18,7 @@ from pipeline.data.tabular import encode_tabular, load_tabular
 from pipeline.domain import Domain, DomainData
 from pipeline.errors import InputError
 from pipeline.options import DomainOption
+from pipeline.search_step import SEARCH_TRIALS_OPTION
 
 # Wide enough that int8's fixed overhead (quantization parameters, flatbuffer tables)
 # stays small next to the weights, and that 75 % magnitude pruning leaves capacity to
@@ -29,18 +30,20 @@ DROPOUT_RATE = 0.2
 
 
 def build_mlp(keras: Any, input_shape: Any, *, hidden_units: Sequence[int] = HIDDEN_UNITS,
-              dropout_rate: float = DROPOUT_RATE) -> Any:
+              dropout_rate: float = DROPOUT_RATE, l2: float = 0.0) -> Any:
     """A Functional MLP: Input -> [Dense(relu) -> Dropout] x len(hidden_units) -> Dense(1, sigmoid).
 
     `keras` is the Keras module to build with (Keras 3 or tf_keras); only `keras.Input`,
-    `keras.layers.Dense`, `keras.layers.Dropout` and `keras.Model` are used. The output
-    layer is float32 even under a mixed-precision policy.
+    `keras.layers.Dense`, `keras.layers.Dropout`, `keras.regularizers.L2` and `keras.Model`
+    are used. l2: weight decay on the hidden layers' kernels (0: none). The output layer is
+    float32 even under a mixed-precision policy.
     """
     shape = (int(input_shape),) if isinstance(input_shape, (int, np.integer)) else tuple(int(d) for d in input_shape)
     inputs = keras.Input(shape=shape, name="features")
     x = inputs
     for i, units in enumerate(hidden_units):
-        x = keras.layers.Dense(int(units), activation="relu", name=f"dense_{i}")(x)
+        regularizer = keras.regularizers.L2(float(l2)) if l2 else None
+        x = keras.layers.Dense(int(units), activation="relu", kernel_regularizer=regularizer, name=f"dense_{i}")(x)
         if dropout_rate:
             x = keras.layers.Dropout(float(dropout_rate), name=f"dropout_{i}")(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
@@ -64,7 +67,7 @@ class TabularDomain(Domain):
     has_default_data = False
     reads_tables = True
     model_builder = staticmethod(build_mlp)
-    options = (CLUSTER_OPTION,)
+    options = (CLUSTER_OPTION, SEARCH_TRIALS_OPTION)
 
     def load(self, config) -> DomainData:
         if config.data_path is None:
@@ -95,7 +98,11 @@ class TabularDomain(Domain):
         return encode_tabular(preprocessing, raw)
 
     def model_options(self, data: DomainData, config) -> dict:
+        """The fixed recipe's MLP; the model search (`--search-trials`) may choose another on validation."""
         return {"hidden_units": HIDDEN_UNITS, "dropout_rate": DROPOUT_RATE}
+
+    def searches_model(self, data: DomainData) -> bool:
+        return True
 
     def sample_data(self, folder) -> dict:
         """A small table of this domain's kind and the options that read it (the contract suite runs

@@ -33,6 +33,32 @@ def _models(seed: int) -> dict:
             "logistic_regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))}
 
 
+TEACHER_FOLDS = 5
+
+
+def teacher_scores(train_x: np.ndarray, train_labels: np.ndarray, seed: int) -> np.ndarray:
+    """Out-of-fold HistGradientBoosting scores of the train rows: the teacher for distillation.
+
+    Each row is scored by the model fitted on the other folds (stratified, TEACHER_FOLDS), so the
+    student learns what the teacher has learned about rows it has not seen, not its memory of
+    the row's own label. Only the train split is read.
+    """
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    labels = np.asarray(train_labels)
+    folds = min(TEACHER_FOLDS, int(min(labels.sum(), len(labels) - labels.sum())))
+    if folds < 2:
+        raise ValueError("the train split needs at least two examples of each class for a teacher")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return cross_val_predict(_models(seed)["hist_gradient_boosting"], train_x, labels, cv=splitter,
+                             method="predict_proba")[:, 1]
+
+
+def fit_teacher(train_x: np.ndarray, train_labels: np.ndarray, seed: int):
+    """HistGradientBoosting fitted on the whole train split: the teacher that labels synthetic rows."""
+    return _models(seed)["hist_gradient_boosting"].fit(train_x, np.asarray(train_labels))
+
+
 def fit_baselines(*, train_x: np.ndarray, train_labels: np.ndarray, validation_x: np.ndarray,
                   validation_labels: np.ndarray, test_x: np.ndarray, test_labels: np.ndarray,
                   quality: Callable[[np.ndarray, np.ndarray, float], dict], threshold_rule: str, seed: int,

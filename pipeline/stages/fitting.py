@@ -36,9 +36,35 @@ def make_optimizer(keras: Any, name: str, learning_rate: float) -> Any:
     raise ValueError(f"optimizer is {name!r}, expected one of {', '.join(OPTIMIZERS)}")
 
 
+# The losses a model may train with: binary cross-entropy, or the focal loss of Lin et al. (2017),
+# which down-weights the many easy negatives of a rare-positive problem (gamma 2, their default).
+LOSSES = ("binary_crossentropy", "focal")
+# Learning-rate schedules: constant, or halved after 3 epochs without a better validation PR-AUC.
+LEARNING_RATE_SCHEDULES = ("constant", "reduce_on_plateau")
+
+
+def make_loss(keras: Any, name: str) -> Any:
+    """The named loss of the Keras module `keras`."""
+    if name == "binary_crossentropy":
+        return "binary_crossentropy"
+    if name == "focal":
+        return keras.losses.BinaryFocalCrossentropy(gamma=2.0)
+    raise ValueError(f"loss is {name!r}, expected one of {', '.join(LOSSES)}")
+
+
+def schedule_callbacks(keras: Any, name: str) -> list:
+    """The callbacks that carry out the named learning-rate schedule (none for 'constant')."""
+    if name == "constant":
+        return []
+    if name == "reduce_on_plateau":
+        return [keras.callbacks.ReduceLROnPlateau(monitor="val_pr_auc", mode="max", factor=0.5, patience=3,
+                                                  min_lr=1e-5, verbose=0)]
+    raise ValueError(f"learning-rate schedule is {name!r}, expected one of {', '.join(LEARNING_RATE_SCHEDULES)}")
+
+
 def compile_model(keras: Any, model: Any, *, optimizer: str, learning_rate: float,
-                  jit_compile: bool | None = None) -> None:
-    """Compile `model` for training: the named optimizer, binary cross-entropy, PR-AUC and ROC-AUC.
+                  jit_compile: bool | None = None, loss: str = "binary_crossentropy") -> None:
+    """Compile `model` for training: the named optimizer and loss, PR-AUC and ROC-AUC.
 
     jit_compile: XLA on or off (the run's Runtime); None leaves the Keras module's default, as
     the multi-worker path does.
@@ -46,7 +72,7 @@ def compile_model(keras: Any, model: Any, *, optimizer: str, learning_rate: floa
     options = {} if jit_compile is None else {"jit_compile": jit_compile}
     model.compile(
         optimizer=make_optimizer(keras, optimizer, learning_rate),
-        loss="binary_crossentropy",
+        loss=make_loss(keras, loss),
         metrics=[keras.metrics.AUC(curve="PR", name="pr_auc"), keras.metrics.AUC(name="roc_auc")],
         **options,
     )
@@ -60,21 +86,25 @@ class FitHistory:
 
 def fit(keras: Any, model: Any, batches: Any, *, validation: Any, epochs: int, patience: int,
         progress: Callable[[str], None], epoch_line_keys: tuple[str, ...] = EPOCH_LINE_KEYS,
-        timed_epoch_lines: bool = True, shuffle: bool | None = None) -> FitHistory:
+        timed_epoch_lines: bool = True, shuffle: bool | None = None,
+        learning_rate_schedule: str = "constant") -> FitHistory:
     """Train a compiled `model` on `batches`, early-stopped on validation PR-AUC.
 
     Stops after `patience` epochs without a better validation PR-AUC and restores the weights
     of the best epoch; reports one line per epoch through `progress` (the values named in
     `epoch_line_keys`, and the epoch's seconds if `timed_epoch_lines`). shuffle: passed to
     `model.fit` when given (the batches come shuffled already); None leaves it out.
+    learning_rate_schedule: one of LEARNING_RATE_SCHEDULES.
     """
     stopper = keras.callbacks.EarlyStopping(monitor="val_pr_auc", mode="max", patience=patience,
                                             restore_best_weights=True)
     line = epoch_line(keras, epochs, progress, keys=epoch_line_keys, timed=timed_epoch_lines)
     options = {} if shuffle is None else {"shuffle": shuffle}
-    history = model.fit(batches, validation_data=validation, epochs=epochs, callbacks=[stopper, line], verbose=0,
+    callbacks = [stopper, line, *schedule_callbacks(keras, learning_rate_schedule)]
+    history = model.fit(batches, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=0,
                         **options)
-    values = {name: [float(value) for value in series] for name, series in history.history.items()}
+    values = {name: [float(value) for value in series] for name, series in history.history.items()
+              if name not in ("lr", "learning_rate")}
     return FitHistory(values=values, epochs_run=len(history.epoch))
 
 

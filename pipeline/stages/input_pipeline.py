@@ -53,8 +53,15 @@ class InputPipelineSummary:
 
 def training_dataset(features: np.ndarray, labels: np.ndarray, *, class_weights: dict[int, float],
                      batch_size: int, seed: int, augmentation: Augmentation | None = None,
-                     augmentation_name: str | None = None) -> tuple[Any, InputPipelineSummary]:
-    """The training split as (features, float32 labels, per-example weights) batches, shuffled each epoch."""
+                     augmentation_name: str | None = None,
+                     targets: np.ndarray | None = None,
+                     weights: np.ndarray | None = None) -> tuple[Any, InputPipelineSummary]:
+    """The training split as (features, float32 labels, per-example weights) batches, shuffled each epoch.
+
+    targets: what the loss is fitted to, one float in [0, 1] per row, when not the labels themselves
+    (a teacher's soft scores mixed with the labels: distillation); the class weights still follow
+    the labels. weights: one weight per row in place of the class weights (rows a teacher labelled
+    have no class)."""
     import tensorflow as tf
 
     features = np.asarray(features)
@@ -68,6 +75,12 @@ def training_dataset(features: np.ndarray, labels: np.ndarray, *, class_weights:
     rows = len(labels)
     feature_tensor = tf.constant(features)
     label_tensor = tf.constant(labels.astype(np.float32))
+    if targets is not None and len(targets) != len(labels):
+        raise ValueError(f"{len(targets)} targets but {len(labels)} labels")
+    target_tensor = label_tensor if targets is None else tf.constant(np.asarray(targets, dtype=np.float32))
+    if weights is not None and len(weights) != len(labels):
+        raise ValueError(f"{len(weights)} weights but {len(labels)} labels")
+    row_weights = None if weights is None else tf.constant(np.asarray(weights, dtype=np.float32))
     weight_table = tf.constant([float(class_weights.get(0, 1.0)), float(class_weights.get(1, 1.0))], tf.float32)
 
     full_batches, remainder = divmod(rows, batch_size)
@@ -86,7 +99,9 @@ def training_dataset(features: np.ndarray, labels: np.ndarray, *, class_weights:
 
     def gather(indices):
         batch_labels = tf.gather(label_tensor, indices)
-        return tf.gather(feature_tensor, indices), batch_labels, tf.gather(weight_table, tf.cast(batch_labels, tf.int32))
+        batch_weights = (tf.gather(weight_table, tf.cast(batch_labels, tf.int32)) if row_weights is None
+                         else tf.gather(row_weights, indices))
+        return tf.gather(feature_tensor, indices), tf.gather(target_tensor, indices), batch_weights
 
     dataset = (tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)  # a new seed each epoch
                .map(permutation).prefetch(1)

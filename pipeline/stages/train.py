@@ -29,7 +29,7 @@ class TrainedModel:
     epochs_run: int
     best_epoch: int
     class_weights: dict
-    optimizer: dict              # {"name": ..., "learning_rate": ...}
+    optimizer: dict              # {"name": ..., "learning_rate": ..., "loss": ..., "learning_rate_schedule": ...}
     distributed: dict | None = None   # workers, replicas in sync, weights fingerprint
     input_pipeline: dict | None = None  # what the tf.data pipeline did (input_pipeline.InputPipelineSummary)
 
@@ -74,25 +74,46 @@ def train_model(
     progress: Callable[[str], None] = print,
     cluster=None,
     augmentation: Augmentation | None = None,
+    loss: str = "binary_crossentropy",
+    learning_rate_schedule: str = "constant",
+    train_targets: np.ndarray | None = None,
+    extra_rows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TrainedModel:
     """Train the domain's model; with a `cluster`, across several workers (see distributed.py).
 
     Batches come from the tf.data pipeline of input_pipeline.py (shuffled indices, parallel
-    gather, the domain's `augmentation` if any, prefetch), on every device alike.
+    gather, the domain's `augmentation` if any, prefetch), on every device alike. loss and
+    learning_rate_schedule: fitting.LOSSES and fitting.LEARNING_RATE_SCHEDULES; train_targets:
+    soft targets in place of the train labels (distillation; single machine only). extra_rows:
+    (features, targets) of rows a teacher labelled (augmented distillation), trained beside the
+    train rows at weight 1.
     """
     import keras
 
     if cluster is not None:
+        if (train_targets is not None or extra_rows is not None or loss != "binary_crossentropy"
+                or learning_rate_schedule != "constant"):
+            raise ValueError("multi-worker training takes the default recipe: binary cross-entropy on the labels "
+                             "at a constant learning rate")
         return _train_on_cluster(
             cluster, model_builder=model_builder, input_shape=input_shape, model_options=model_options,
             train_features=train_features, train_labels=train_labels, validation_features=validation_features,
             validation_labels=validation_labels, runtime=runtime, epochs=epochs, optimizer=optimizer,
             learning_rate=learning_rate, patience=patience, progress=progress, augmentation=augmentation)
     model = model_builder(keras, input_shape, **model_options)
-    compile_model(keras, model, optimizer=optimizer, learning_rate=learning_rate, jit_compile=runtime.jit_compile)
+    compile_model(keras, model, optimizer=optimizer, learning_rate=learning_rate, jit_compile=runtime.jit_compile,
+                  loss=loss)
     class_weights = class_weights_for(train_labels)
-    batches, pipeline = training_dataset(train_features, train_labels, class_weights=class_weights,
-                                         batch_size=runtime.batch_size, seed=runtime.seed, augmentation=augmentation)
+    features, labels, targets, weights = train_features, train_labels, train_targets, None
+    if extra_rows is not None:
+        extra_features, extra_targets = extra_rows
+        features = np.concatenate([train_features, extra_features])
+        targets = np.concatenate([train_labels if train_targets is None else train_targets, extra_targets])
+        labels = np.concatenate([train_labels, np.rint(extra_targets).astype(train_labels.dtype)])
+        weights = np.concatenate([sample_weights_for(train_labels, class_weights), np.ones(len(extra_targets))])
+    batches, pipeline = training_dataset(features, labels, class_weights=class_weights,
+                                         batch_size=runtime.batch_size, seed=runtime.seed, augmentation=augmentation,
+                                         targets=targets, weights=weights)
     started = time.monotonic()
     # TensorFlow 2.21 logs an error-level line ("NodeDef mentions attribute
     # use_unbounded_threadpool ...") for its own tf.data graph under op determinism; native
@@ -102,10 +123,13 @@ def train_model(
     with native_output_silenced():
         history = fit(keras, model, batches, validation=evaluation_dataset(validation_features, validation_labels,
                                                                             batch_size=runtime.batch_size),
-                      epochs=epochs, patience=patience, progress=progress, shuffle=False)  # shuffled above
+                      epochs=epochs, patience=patience, progress=progress, shuffle=False,  # shuffled above
+                      learning_rate_schedule=learning_rate_schedule)
     return TrainedModel(model=model, history=history.values, seconds=time.monotonic() - started,
                         epochs_run=history.epochs_run, best_epoch=best_epoch(history.values, history.epochs_run),
-                        class_weights=class_weights, optimizer={"name": optimizer, "learning_rate": learning_rate},
+                        class_weights=class_weights,
+                        optimizer={"name": optimizer, "learning_rate": learning_rate, "loss": loss,
+                                   "learning_rate_schedule": learning_rate_schedule},
                         input_pipeline=pipeline.to_json())
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pipeline.config import THRESHOLD_RULES
 from pipeline.stages.gate import verdict_label, verdict_of
+from pipeline.stages.model_search import search_sentence
 from pipeline.stages.report.card import Bullets, Heading, Paragraph, Table
 from pipeline.stages.report.formatting import _interval_text, _number
 
@@ -41,6 +42,7 @@ def _model_details(manifest: dict, training: dict) -> list:
         f"{_threshold_rule_text(manifest)}.",
         "Class weights (rare positives): " + ", ".join(f"class {label} × {weight:.2f}" for label, weight in
                                                       training["class_weights"].items()) + ".",
+        *([sentence] if (sentence := search_sentence(training.get("search"))) else []),
         f"Edge variant shipped: `{ship}` — `models/{ship}.tflite` with `models/preprocessing.json`.",
         f"Seed {manifest['seed']}; data fingerprint `{data['fingerprint'][:16]}…`; run id `{manifest['run_id']}`."
         + _reproduction_text(manifest['runtime']),
@@ -208,4 +210,9 @@ def _optimizer_text(training: dict, runtime: dict) -> str:
     if not optimizer:
         return ""
     batches = f" over batches of {runtime['batch_size']}" if runtime.get("batch_size") else ""
-    return f"{optimizer['name'].capitalize()} at learning rate {optimizer['learning_rate']:g}{batches}, "
+    loss = optimizer.get("loss")
+    loss_text = f", {loss.replace('_', ' ')} loss" if loss and loss != "binary_crossentropy" else ""
+    schedule = optimizer.get("learning_rate_schedule")
+    schedule_text = f" ({schedule.replace('_', ' ')})" if schedule and schedule != "constant" else ""
+    return (f"{optimizer['name'].capitalize()} at learning rate {optimizer['learning_rate']:g}{schedule_text}"
+            f"{batches}{loss_text}, ")
