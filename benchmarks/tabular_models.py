@@ -33,7 +33,7 @@ RUNS = ROOT / "benchmarks" / "runs" / "tabular-models"
 CASES = ("fraud-default", "fraud-vehicle-claims", "maintenance-ai4i")
 RECIPES = {"searched": [], "fixed": ["--search-trials", "0"]}   # searched: the default number of trials
 SMALL_SAMPLES = ["--variants", "float32", "int8", "--explain-rows", "10", "--background-rows", "20",
-                 "--local-examples", "1", "--bootstrap-samples", "50", "--latency-runs", "20"]
+                 "--local-examples", "1", "--bootstrap-samples", "50"]
 RATIO_TARGET = 0.95
 INT8_LIMIT = 0.01
 
