@@ -2,6 +2,7 @@
 
     python -m benchmarks.tabular_models                      # every tabular case, seeds 0, 1, 2
     python -m benchmarks.tabular_models --case fraud-default --seeds 0
+    python -m benchmarks.tabular_models --jobs 2 --reuse     # two runs at a time; resume after a stop
 
 For each tabular case (the default fraud data, and where ../shared/datasets holds them the
 vehicle-insurance claims and AI4I 2020) and each seed, two runs of `edgeaudit run` in a
@@ -38,15 +39,21 @@ RATIO_TARGET = 0.95
 INT8_LIMIT = 0.01
 
 
-def run_one(case: str, seed: int, recipe: str) -> dict:
+def run_one(case: str, seed: int, recipe: str, reuse: bool = False) -> dict:
     """One run: the float and int8 headline metric, the baselines', and the recipe in force."""
     from benchmarks.run import CASES as RUN_CASES
     from benchmarks.run import _run_edgeaudit
 
     spec = RUN_CASES[case]
-    wall, _, run_dir = _run_edgeaudit(f"{case} seed {seed} {recipe}", spec["domain"],
-                                      spec["arguments"] + ["--seed", str(seed)] + RECIPES[recipe] + SMALL_SAMPLES,
-                                      RUNS / f"{case}-seed{seed}-{recipe}")
+    out = RUNS / f"{case}-seed{seed}-{recipe}"
+    finished = sorted(out.glob(f"{spec['domain']}/*/manifest.json")) if reuse else []
+    if finished:   # resume: a finished run of this case, seed and recipe is read, not run again
+        run_dir = finished[-1].parent
+        wall = json.loads((run_dir / "manifest.json").read_text())["wall_seconds"]
+    else:
+        wall, _, run_dir = _run_edgeaudit(f"{case} seed {seed} {recipe}", spec["domain"],
+                                          spec["arguments"] + ["--seed", str(seed)] + RECIPES[recipe] + SMALL_SAMPLES,
+                                          out)
     read = lambda file: json.loads((run_dir / file).read_text())  # noqa: E731
     metrics, training = read("metrics.json"), read("training.json")
     headline = metrics["headline_metric"]
@@ -68,14 +75,14 @@ def available_cases() -> list[str]:
     return [case for case in CASES if RUN_CASES[case]["data"] is None or Path(RUN_CASES[case]["data"]).exists()]
 
 
-def measure(cases: list[str], seeds: list[int], jobs: int = 1) -> dict:
+def measure(cases: list[str], seeds: list[int], jobs: int = 1, reuse: bool = False) -> dict:
     """Every case x seed x recipe, `jobs` runs at a time (each run is its own process)."""
     from concurrent.futures import ThreadPoolExecutor
 
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     plan = [(case, seed, recipe) for case in cases for seed in seeds for recipe in RECIPES]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        done = list(pool.map(lambda item: run_one(*item), plan))
+        done = list(pool.map(lambda item: run_one(*item, reuse=reuse), plan))
     runs = {case: [run for (run_case, _, _), run in zip(plan, done) if run_case == case] for case in cases}
     result = {"case": "tabular-models", "measured_utc": started, "jobs": jobs,
               "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -151,8 +158,10 @@ def main() -> None:
     parser.add_argument("--case", choices=CASES, action="append", help="only these cases (default: every one present)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each is a process)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="resume: read the finished runs already in benchmarks/runs/tabular-models")
     arguments = parser.parse_args()
-    result = measure(arguments.case or available_cases(), arguments.seeds, arguments.jobs)
+    result = measure(arguments.case or available_cases(), arguments.seeds, arguments.jobs, arguments.reuse)
     for line in table_lines(result):
         print(line)
 

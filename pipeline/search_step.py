@@ -109,7 +109,7 @@ def _searched(config, domain: Domain, data: DomainData, runtime: Any, progress, 
     result = search_tabular_model(
         search_data,
         model_builder=domain.model_builder, runtime=runtime, epochs=config.epochs, patience=5, trials=trials,
-        seed=config.seed, optimizer=domain.optimizer, progress=progress)
+        seed=config.seed, optimizer=domain.optimizer, base_model_options=fixed.model_options, progress=progress)
     chosen = result.chosen
     spec = specs[chosen["numeric_encoding"]]
     chosen_data = dataclasses.replace(data, preprocessing=spec, feature_names=tuple(spec["feature_names"]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import pickle
 from pathlib import Path
@@ -251,3 +253,28 @@ def test_drop_on_a_readings_table_comes_before_the_automatic_drops_and_derived_i
     assert any("(--drop)" in note for note in data.source.notes)
     encoded = domain.encode(json.loads(json.dumps(data.preprocessing)), data.test.raw)
     assert encoded.shape[0] == len(data.test)
+
+
+def test_a_readings_table_is_searched_with_the_mlp_and_the_spec_keeps_its_derived_columns(readings_file, cmapss_file):
+    """The model search builds the readings' MLP (architecture "mlp" kept under every trial) and a
+    piecewise-linear spec still recomputes the derived physics from raw rows."""
+    from pipeline.runtime import configure_runtime
+    from pipeline.search_step import recipe
+
+    domain = MaintenanceDomain()
+    config = dataclasses.replace(_config(data_path=str(readings_file), epochs=1, seed=0),
+                                 options={"search_trials": 2}).with_domain_defaults(domain)
+    data = domain.load(config)
+    assert domain.searches_model(data)
+    runtime = configure_runtime(seed=0, batch_size=256, allow_accelerator=False)
+    chosen = recipe(config, domain, data, runtime, progress=lambda _: None)
+    trials = chosen.search["trials"]
+    assert [trial["values"]["numeric_encoding"] for trial in trials] == ["standardised", "piecewise_linear"]
+    assert chosen.model_options["architecture"] == "mlp" and chosen.trained is not None
+    piecewise = trials[1]["values"] == chosen.search["chosen"]
+    spec = chosen.data.preprocessing
+    assert spec.get("derived_columns") and (spec.get("numeric_encoding") is not None) == piecewise
+    raw = data.test.raw.drop(columns=["Power [W]", "Strain [min Nm]", "Temperature difference [K]"])
+    np.testing.assert_allclose(domain.encode(spec, raw), domain.encode(spec, data.test.raw), atol=1e-5)
+    # Sensor histories (windows) are not searched.
+    assert not domain.searches_model(domain.load(_config(data_path=str(cmapss_file))))

@@ -51,6 +51,7 @@ def test_the_registered_domains_declare_their_options_consistently():
     domains = all_domains_by_name()
     declared = declared_options(domains)  # raises if two domains disagree
     assert {domain for domain, _ in declared["cluster_column"]} == {"fraud", "tabular", "imaging"}
+    assert {domain for domain, _ in declared["search_trials"]} == {"fraud", "tabular", "maintenance"}
     assert set(declared) >= {"window", "horizon", "text_column", "probe_path", "identity_terms_path",
                              "metadata_path", "skip_unreadable"}
     for uses in declared.values():
@@ -63,8 +64,8 @@ def test_the_command_line_carries_domain_options_as_one_mapping():
     assert config.options == {"window": 12}
     assert config.option("window") == 12 and config.option("horizon") == 30  # the domain's default
     in_force = config.with_domain_defaults(get_domain("maintenance"))
-    assert in_force.options == {"window": 12, "horizon": 30}  # what the manifest records
-    assert in_force.to_json()["options"] == {"window": 12, "horizon": 30}
+    assert in_force.options == {"window": 12, "horizon": 30, "search_trials": 6}  # what the manifest records
+    assert in_force.to_json()["options"] == {"window": 12, "horizon": 30, "search_trials": 6}
     assert run_config(["imaging", "--skip-unreadable"]).options == {"skip_unreadable": True}
 
 

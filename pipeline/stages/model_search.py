@@ -179,8 +179,12 @@ def subsample_rows(labels: np.ndarray, most: int, seed: int) -> np.ndarray:
 
 def search_tabular_model(data: SearchData, *, model_builder: Callable[..., Any], runtime: Any, epochs: int,
                          patience: int, trials: int, seed: int, optimizer: str,
+                         base_model_options: dict | None = None,
                          progress: Callable[[str], None] = print) -> SearchResult:
-    """Run `trials` trials (the first is the fixed recipe) and return the one best on validation PR-AUC."""
+    """Run `trials` trials (the first is the fixed recipe) and return the one best on validation PR-AUC.
+
+    base_model_options: the builder's options a trial does not set (maintenance's architecture "mlp").
+    """
     import keras_tuner
 
     from pipeline.stages.train import train_model
@@ -214,7 +218,8 @@ def search_tabular_model(data: SearchData, *, model_builder: Callable[..., Any],
             extra = synthetic_rows(data, values, len(rows))
             trained = train_model(
                 model_builder=model_builder, input_shape=tuple(train_x.shape[1:]),
-                model_options=model_options_of(values), train_features=train_x[rows], train_labels=labels,
+                model_options={**(base_model_options or {}), **model_options_of(values)},
+                train_features=train_x[rows], train_labels=labels,
                 validation_features=validation_x, validation_labels=data.validation_labels, runtime=runtime,
                 epochs=epochs, optimizer=optimizer, learning_rate=float(values["learning_rate"]), patience=patience,
                 progress=lambda line: None, loss=values["loss"],
