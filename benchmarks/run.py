@@ -238,6 +238,9 @@ def _explainer_comparison(run_dir: Path, case: dict, rows: int = 20, background_
     if domain.modality_of(data) != "tabular":
         return _explainer_comparison_players(run_dir, domain, data, preprocessing, rows=rows,
                                              background_rows=background_rows)
+    from pipeline.data.tabular_preprocessing import with_spec
+
+    data = with_spec(data, preprocessing)   # the encoding the run shipped (the model search may have chosen it)
     rng = np.random.default_rng(0)
     train = domain.encode(preprocessing, data.train.raw)
     test = domain.encode(preprocessing, data.test.raw)
@@ -251,6 +254,7 @@ def _explainer_comparison(run_dir: Path, case: dict, rows: int = 20, background_
     columns = ours["feature_columns"]
     ours_values = np.asarray(ours["_arrays"]["shap_values"]["float32"])
     started = time.monotonic()
+    np.random.seed(0)   # KernelExplainer samples coalitions from NumPy's global generator: seeded, it repeats
     kernel = shap.KernelExplainer(predict, background).shap_values(test[row_ids], l1_reg=False, silent=True)
     kernel_seconds = time.monotonic() - started
     kernel = np.asarray(kernel).reshape(len(row_ids), -1)
@@ -409,6 +413,7 @@ def _kernel_row(shap, game: _CountingGame, players: int) -> tuple:
     """KernelExplainer's values of one game at ones(M) against zeros((1, M)), and its nsamples."""
     import numpy as np
 
+    np.random.seed(0)   # KernelExplainer samples coalitions from NumPy's global generator: seeded, it repeats
     explainer = shap.KernelExplainer(game, np.zeros((1, players)))
     values = explainer.shap_values(np.ones((1, players)), nsamples="auto", l1_reg=False, silent=True)
     return np.asarray(values, dtype=np.float64).reshape(players), int(getattr(explainer, "nsamples", 0))

@@ -247,7 +247,12 @@ def measure(case: str) -> dict:
         domain = get_domain(domain_name)
         data = domain.load(config)
         preprocessing = json.loads((run_dir / "models" / "preprocessing.json").read_text())
-        data = dataclasses.replace(data, preprocessing=preprocessing)  # the shipped spec
+        if domain.modality_of(data) == "tabular":   # the shipped spec (the model search may have chosen it)
+            from pipeline.data.tabular_preprocessing import with_spec
+
+            data = with_spec(data, preprocessing)
+        else:
+            data = dataclasses.replace(data, preprocessing=preprocessing)
         measured = (_text_case if domain.modality_of(data) == "text" else _grouped_case)(domain, data, preprocessing, run_dir)
         training = json.loads((run_dir / "training.json").read_text())
     measured["data"] = "default (generated)" if data_path is None else Path(data_path).name

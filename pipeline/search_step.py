@@ -69,7 +69,7 @@ def recipe(config, domain: Domain, data: DomainData, runtime: Any, progress, *, 
 
 def _searched(config, domain: Domain, data: DomainData, runtime: Any, progress, trials: int,
               fixed: Recipe) -> Recipe:
-    from pipeline.data.tabular_preprocessing import feature_groups_of, with_piecewise_linear
+    from pipeline.data.tabular_preprocessing import with_piecewise_linear, with_spec
     from pipeline.stages.baselines import fit_teacher, teacher_scores
     from pipeline.stages.model_search import (
         SEARCH_SPACE,
@@ -112,8 +112,7 @@ def _searched(config, domain: Domain, data: DomainData, runtime: Any, progress, 
         seed=config.seed, optimizer=domain.optimizer, base_model_options=fixed.model_options, progress=progress)
     chosen = result.chosen
     spec = specs[chosen["numeric_encoding"]]
-    chosen_data = dataclasses.replace(data, preprocessing=spec, feature_names=tuple(spec["feature_names"]),
-                                      feature_groups=feature_groups_of(spec))
+    chosen_data = with_spec(data, spec)
     progress("  chosen on validation: " + ", ".join(f"{name} {value}" for name, value in chosen.items()))
     return Recipe(
         data=chosen_data, model_options={**fixed.model_options, **model_options_of(chosen)},

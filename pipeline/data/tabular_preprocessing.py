@@ -151,6 +151,15 @@ def feature_groups_of(spec: dict) -> dict[str, list[int]]:
     return {column["name"]: list(column["indices"]) for column in spec["columns"]}
 
 
+def with_spec(data: Any, spec: dict) -> Any:
+    """`data` (a DomainData) under another tabular spec of the same columns: the one the model search
+    chose, or the one a run shipped. Its feature names and per-column groups follow the spec."""
+    import dataclasses
+
+    return dataclasses.replace(data, preprocessing=spec, feature_names=tuple(spec["feature_names"]),
+                               feature_groups=feature_groups_of(spec))
+
+
 def piecewise_linear(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
     """(rows,) values -> (rows, len(edges) - 1): bin k is clip((value - edges[k]) / (edges[k+1] - edges[k]), 0, 1)."""
     edges = np.asarray(edges, dtype=np.float64)
