@@ -20,8 +20,9 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/edgeaudit run all
 
+# Two workers on the two cores CI has (pytest-xdist); tests/conftest.py keeps each module on one worker.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 benchmark: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.run

@@ -8,8 +8,9 @@ mu_label + group shift + unit effect + noise, the reference model decides score 
 "compressed" variant adds a group-dependent shift and its own small noise to the same score
 (so its decisions are paired with the reference's, as a quantized model's are). Every true
 rate is a normal probability, so the truths are exact: each group's TPR, the equalized-odds
-gap (the larger of the TPR and FPR max - min gaps), each group's paired TPR change and the
-change of the TPR gap. `audit_variants` (the pipeline's own audit) is run on every data set
+gap (the larger of the TPR and FPR max - min gaps), each group's paired TPR change, the
+change of the TPR gap, and each group's flip rate (the share of rows whose decision the variant
+changed: a bivariate-normal probability, checked on the flip ledger's `flip_rates`). `audit_variants` (the pipeline's own audit) is run on every data set
 and each reported 95 % interval is checked against the truth.
 
 Scenarios: independent rows; rows in units of 30 that share a unit effect (a machine's
@@ -31,11 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.stats import multivariate_normal, norm
 
 from pipeline.config import FLOAT_MODEL
 from pipeline.metrics import Predictions
 from pipeline.stages.audit import audit_variants
+from pipeline.stages.audit.flips import flip_rates
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANT = "int8"
@@ -81,7 +83,23 @@ def truths(scenario: Scenario) -> dict[str, np.ndarray | float]:
     tpr_variant = norm.cdf((scenario.mu_positive + shift + delta) / total_variant)
     gap = lambda values: float(values.max() - values.min())  # noqa: E731
     return {"tpr": tpr, "equalized_odds": max(gap(tpr), gap(fpr)), "tpr_change": tpr_variant - tpr,
-            "tpr_gap_change": gap(tpr_variant) - gap(tpr)}
+            "tpr_gap_change": gap(tpr_variant) - gap(tpr), "flip_rate": _flip_rates(scenario, total, total_variant)}
+
+
+def _flip_rates(scenario: Scenario, total: float, total_variant: float) -> np.ndarray:
+    """Each group's probability that the two decisions differ: P(s > 0) + P(t > 0) - 2 P(s > 0, t > 0) with
+    s the reference's score and t = s + shift + noise the variant's (jointly normal, covariance total²)."""
+    rates = []
+    for shift, delta in zip(scenario.group_shift, scenario.variant_shift):
+        rate = 0.0
+        for mean, share in ((scenario.mu_positive, scenario.prevalence), (scenario.mu_negative, 1 - scenario.prevalence)):
+            m_s, m_t = mean + shift, mean + shift + delta
+            both_below = multivariate_normal(mean=[m_s, m_t], cov=[[total ** 2, total ** 2],
+                                                                    [total ** 2, total_variant ** 2]]).cdf([0.0, 0.0])
+            below_s, below_t = norm.cdf(-m_s / total), norm.cdf(-m_t / total_variant)
+            rate += share * (below_s + below_t - 2 * both_below)
+        rates.append(rate)
+    return np.asarray(rates)
 
 
 def draw(scenario: Scenario, rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame, dict, np.ndarray]:
@@ -117,7 +135,7 @@ def coverage(scenario: Scenario, datasets: int, *, seed: int = 0, bootstrap_samp
     truth = truths(scenario)
     rng = np.random.default_rng(seed)
     hits: dict[str, list[bool]] = {"group_tpr": [], "equalized_odds": [], "paired_tpr_change": [],
-                                   "tpr_gap_change": []}
+                                   "tpr_gap_change": [], "group_flip_rate": []}
     widths: dict[str, list[float]] = {key: [] for key in hits}
     contains_point: list[bool] = []
     started = time.perf_counter()
@@ -126,6 +144,9 @@ def coverage(scenario: Scenario, datasets: int, *, seed: int = 0, bootstrap_samp
         audit = audit_variants(labels=labels, groups=groups, predictions=predictions, seed=index,
                                bootstrap_samples=bootstrap_samples, min_group_size=20,
                                clusters=units if scenario.resample_units else None)
+        flips = flip_rates(labels=labels, groups=groups, predictions=predictions, seed=index,
+                           bootstrap_samples=bootstrap_samples, min_group_size=20,
+                           clusters=units if scenario.resample_units else None)["variants"][VARIANT]
         checked = []
         for group_index in range(len(scenario.group_shift)):
             cell = audit["by_group"][FLOAT_MODEL]["group"]["groups"][f"g{group_index}"]["metrics"]["tpr"]
@@ -133,6 +154,8 @@ def coverage(scenario: Scenario, datasets: int, *, seed: int = 0, bootstrap_samp
             change = audit["compression"][VARIANT]["group"]["groups"][f"g{group_index}"]["changes"]["tpr"]
             checked.append(("paired_tpr_change", {"value": change["change"], "interval": change["interval"]},
                             truth["tpr_change"][group_index]))
+            checked.append(("group_flip_rate", flips["by_group"]["group"][f"g{group_index}"]["rate"],
+                            truth["flip_rate"][group_index]))
         eo = audit["disparities"][FLOAT_MODEL]["group"]["equalized_odds_difference"]
         checked.append(("equalized_odds", eo, truth["equalized_odds"]))
         gap_change = audit["compression"][VARIANT]["group"]["tpr_gap_change"]

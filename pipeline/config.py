@@ -18,6 +18,7 @@ ALL_VARIANTS: tuple[str, ...] = (
     "dynamic_range",
     "float16",
     "int8",
+    "selective_int8",
     "pruned_int8",
     "qat_int8",
     "pqat_int8",

@@ -162,7 +162,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
         inputs = _encoded_inputs(config, domain, data, folder, recipe)
         float_model = _train_float_model(config, domain, data, runtime, folder, progress, inputs, cluster, recipe)
     with progress.stage("compress"):
-        variants = _compress_variants(config, domain, data, runtime, folder, progress, inputs, float_model.trained)
+        variants = _compress_variants(config, domain, data, runtime, folder, progress, inputs, float_model)
     with progress.stage("evaluate on LiteRT"):
         evaluated = _evaluate_variants(config, domain, data, folder, progress, inputs, float_model, variants)
     evaluations = evaluated.evaluations
@@ -178,7 +178,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
                                lite_model=LiteRTModel)
         explanation = _write_explanation(domain, data, folder, progress, explanation)
     with progress.stage("audit"):
-        audit, mitigation = _audit(config, data, folder, progress, float_model, predictions, deployment,
+        audit, mitigation, flips = _audit(config, data, folder, progress, float_model, predictions, deployment,
                                    ship=ship, built=ship in evaluations)
         analyses = _extra_analyses(shipping_config, domain, data, folder, progress, inputs, float_model,
                                    evaluations, predictions)
@@ -191,7 +191,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
                              distributed=float_model.trained.distributed, ship_variant=ship)
         _write_model_card(folder, manifest=manifest, metrics=evaluated.metrics, variants=variants, audit=audit,
                           mitigation=mitigation, explanation=explanation, gate=gate, analyses=analyses,
-                          training=float_model.record, deployment=deployment, ship=ship)
+                          training=float_model.record, deployment=deployment, flips=flips, ship=ship)
     return manifest, gate
 
 
@@ -237,13 +237,14 @@ def _train_float_model(config: RunConfig, domain: Domain, data: DomainData, runt
 
 
 def _compress_variants(config: RunConfig, domain: Domain, data: DomainData, runtime, folder: artifacts.RunFolder,
-                       progress: Progress, inputs: _Inputs, trained) -> dict:
+                       progress: Progress, inputs: _Inputs, float_model: "_FloatModel") -> dict:
     """Builds every variant; writes each .tflite built and compression.json. Returns name -> VariantResult."""
     from pipeline.stages.compress import compress
 
-    job = compression_job(config, domain, data, trained, model_options=inputs.model_options, train_x=inputs.train_x,
-                          validation_x=inputs.validation_x, batch_size=runtime.batch_size,
-                          threads=runtime.intra_op_threads, deterministic_ops=runtime.deterministic_ops)
+    job = compression_job(config, domain, data, float_model.trained, model_options=inputs.model_options,
+                          train_x=inputs.train_x, validation_x=inputs.validation_x, batch_size=runtime.batch_size,
+                          threads=runtime.intra_op_threads, deterministic_ops=runtime.deterministic_ops,
+                          reference=Predictions(float_model.validation_scores, float_model.threshold))
     variants = compress(job, progress=progress)
     for result in variants.values():
         if result.tflite is not None:
@@ -251,7 +252,32 @@ def _compress_variants(config: RunConfig, domain: Domain, data: DomainData, runt
                                variant=result.name)
     folder.write_json(artifacts.COMPRESSION, {name: v.summary() for name, v in variants.items()},
                       role="compression")
+    _write_layer_errors(folder, progress, variants)
     return variants
+
+
+def _write_layer_errors(folder: artifacts.RunFolder, progress: Progress, variants: dict) -> None:
+    """Writes layers.json (every full-integer variant's per-layer quantization error) and its figure."""
+    from pipeline.stages import layer_errors
+
+    measured = {name: result.layers for name, result in variants.items() if result.layers is not None}
+    if not measured:
+        return
+    document = layer_errors.layers_document(measured)
+    folder.write_json(artifacts.LAYERS, document, role="layers")
+    figure = layer_errors.layer_error_figure(document)
+    if figure is not None:
+        folder.write_figure("layer_errors", figure)
+    for name, table in measured.items():
+        if "error" in table:
+            progress(f"  {name}: per-layer error not measured ({table['error']})")
+        elif table["summary"]["worst"] is not None:
+            worst = table["summary"]["worst"]
+            marked = table["summary"]["over_warning_level"]
+            progress(f"  {name}: worst layer {worst['keras_layer'] or worst['tensor_name']} "
+                     f"(RMSE/scale {worst['rmse_over_scale']:.2f}); "
+                     + (f"over {layer_errors.WARNING_LEVEL}: {', '.join(marked)}" if marked else
+                        f"none over {layer_errors.WARNING_LEVEL}"))
 
 
 def _evaluate_variants(config: RunConfig, domain: Domain, data: DomainData, folder: artifacts.RunFolder,
@@ -319,9 +345,10 @@ def _write_explanation(domain: Domain, data: DomainData, folder: artifacts.RunFo
 
 def _audit(config: RunConfig, data: DomainData, folder: artifacts.RunFolder, progress: Progress,
            float_model: _FloatModel, predictions: dict[str, Predictions], deployment: dict, *, ship: str,
-           built: bool) -> tuple[dict, dict]:
-    """The fairness audit of every model's test decisions, and the mitigation fitted for the shipped variant;
-    writes audit.json, predictions.csv, mitigation.json and their figures. Returns (audit, mitigation)."""
+           built: bool) -> tuple[dict, dict, dict]:
+    """The fairness audit of every model's test decisions, the flip ledger, and the mitigation fitted for the
+    shipped variant; writes audit.json, predictions.csv, flips.csv, flips.json, mitigation.json and their figures.
+    Returns (audit, mitigation, flip rates)."""
     from pipeline.stages import audit as audit_stage
 
     audit = audit_stage.audit_variants(
@@ -336,6 +363,7 @@ def _audit(config: RunConfig, data: DomainData, folder: artifacts.RunFolder, pro
     folder.write_text(artifacts.PREDICTIONS, audit_stage.prediction_table(
         labels=data.test.labels, groups=data.test.groups, predictions=predictions,
         clusters=data.test.clusters).to_csv(index=False, float_format="%.8g"), role="predictions")
+    flips = _write_flip_ledger(config, data, folder, progress, predictions, ship=ship if built else None)
     mitigation_column, mitigation_reason = deploy_step.mitigation_column(deployment, ship, list(data.sensitive_columns))
     mitigation = audit_stage.mitigate_with_threshold_optimizer(
         validation_labels=data.validation.labels, validation_scores=float_model.validation_scores,
@@ -352,7 +380,37 @@ def _audit(config: RunConfig, data: DomainData, folder: artifacts.RunFolder, pro
                  + ", ".join(f"{column} {_fmt(value)}" for column, value in
                              summary["equalized_odds_difference"].items())
                  + f"; flagged cells {summary.get('flagged_cells', 0)}")
-    return audit, mitigation
+    return audit, mitigation, flips
+
+
+def _write_flip_ledger(config: RunConfig, data: DomainData, folder: artifacts.RunFolder, progress: Progress,
+                       predictions: dict[str, Predictions], *, ship: str | None) -> dict:
+    """The decisions each variant flipped against the float model: writes flips.csv, flips.json and their
+    figures (per-group flip rates; the shipped variant's flipped images). Returns flips.json's content."""
+    from pipeline.stages.audit import flips as flip_stage
+
+    ledger = flip_stage.flip_ledger(labels=data.test.labels, groups=data.test.groups, predictions=predictions,
+                                    reference=FLOAT_MODEL, clusters=data.test.clusters,
+                                    examples=flip_stage.example_texts(data.test.raw))
+    rates = flip_stage.flip_rates(labels=data.test.labels, groups=data.test.groups, predictions=predictions,
+                                  reference=FLOAT_MODEL, clusters=data.test.clusters,
+                                  bootstrap_samples=config.bootstrap_samples, seed=config.seed,
+                                  min_group_size=config.min_group_size)
+    folder.write_text(artifacts.FLIPS, ledger.to_csv(index=False, float_format="%.8g"), role="flips")
+    folder.write_json(artifacts.FLIP_RATES, rates, role="flips")
+    if rates["variants"]:
+        for column in rates["settings"]["columns"]:
+            folder.write_figure(f"flip_rates_{artifacts.safe_name(column)}", flip_stage.flip_rate_figure(rates, column))
+    raw = data.test.raw
+    if ship is not None and isinstance(raw, np.ndarray) and raw.ndim == 4:  # images: (rows, height, width, channels)
+        figure = flip_stage.flipped_images_figure(raw, ledger, ship)
+        if figure is not None:
+            folder.write_figure(f"flipped_images_{ship}", figure)
+    for name, summary in rates["variants"].items():
+        overall = summary["overall"]
+        progress(f"  {name:14s} flipped {overall['flips']:,} of {overall['rows']:,} test decisions "
+                 f"({overall['now_wrong']:,} now wrong, {overall['now_right']:,} now right)")
+    return rates
 
 
 def _extra_analyses(shipping_config: RunConfig, domain: Domain, data: DomainData, folder: artifacts.RunFolder,
@@ -391,7 +449,7 @@ def _gate(config: RunConfig, domain: Domain, folder: artifacts.RunFolder, qualit
 
 def _write_model_card(folder: artifacts.RunFolder, *, manifest: dict, metrics: dict, variants: dict, audit: dict,
                       mitigation: dict, explanation: dict, gate: dict, analyses: dict, training: dict,
-                      deployment: dict, ship: str) -> None:
+                      deployment: dict, flips: dict, ship: str) -> None:
     """Writes the evaluation figures and the model card (Markdown and HTML)."""
     from pipeline.stages import report as report_stage
 
@@ -399,7 +457,8 @@ def _write_model_card(folder: artifacts.RunFolder, *, manifest: dict, metrics: d
         manifest=manifest, metrics=metrics, compression={n: v.summary() for n, v in variants.items()},
         audit=audit, mitigation=mitigation, explanation=explanation, gate=gate, analyses=analyses,
         training=training, plots=sorted(p for p in folder.artifacts if artifacts.is_plot(p)),
-        deployment=deployment)
+        deployment=deployment, flips=flips,
+        layers={name: v.layers for name, v in variants.items() if v.layers is not None})
     for name, figure in report_stage.evaluation_figures(metrics, ship_variant=ship).items():
         folder.write_figure(name, figure)
     folder.write_text(artifacts.MODEL_CARD_MARKDOWN, card.markdown, role="model_card")
@@ -408,10 +467,12 @@ def _write_model_card(folder: artifacts.RunFolder, *, manifest: dict, metrics: d
 
 def compression_job(config: RunConfig, domain: Domain, data: DomainData, trained, *, model_options: dict,
                     train_x: np.ndarray, validation_x: np.ndarray, batch_size: int, threads: int | None = None,
-                    deterministic_ops: bool = False):
+                    deterministic_ops: bool = False, reference: Predictions | None = None):
     """The CompressionJob of a trained model, with every compression option of the config; `threads` and
-    `deterministic_ops`: the run's TensorFlow settings (Runtime), which the compression child repeats."""
+    `deterministic_ops`: the run's TensorFlow settings (Runtime), which the compression child repeats;
+    `reference`: the float model's validation predictions, which selective_int8 is judged against."""
     from pipeline.stages.compress import CompressionJob, weights_by_layer_name
+    from pipeline.stages.selective_int8 import SelectiveTarget
     from pipeline.stages.train import sample_weights_for
 
     return CompressionJob(
@@ -426,7 +487,12 @@ def compression_job(config: RunConfig, domain: Domain, data: DomainData, trained
         pruning_learning_rates=config.pruning_learning_rates(),
         quantization_aware_learning_rate=config.quantization_aware_learning_rate,
         per_channel_dense=config.per_channel_dense, batch_size=batch_size, seed=config.seed,
-        threads=threads or None, deterministic_ops=deterministic_ops)
+        threads=threads or None, deterministic_ops=deterministic_ops,
+        selective=None if reference is None else SelectiveTarget(
+            groups={str(column): data.validation.groups[column].astype(str).to_numpy()
+                    for column in data.validation.groups.columns},
+            reference_decisions=reference.decisions, max_change=config.gate.max_gap_widening,
+            threshold_rule=config.threshold_rule, min_group_size=config.min_group_size))
 
 
 def representative_row_ids(labels: np.ndarray, rows: int, seed: int) -> np.ndarray:

@@ -26,9 +26,11 @@ PAGES = [
     ("Compare runs", "Settings that differ", ["Run A", "Run B", "Gate checks", "Variants"]),
     ("Edge trade-offs", "Every variant, run in LiteRT", [
         "the variant chosen to ship", "Variant qat_int8 was not built: converter crashed (exit 139)",
-        "(no other variant is smaller or faster with an equal or better", "Latency (LiteRT, 1 thread)"]),
+        "(no other variant is smaller or faster with an equal or better", "Latency (LiteRT, 1 thread)",
+        "Where quantization error comes from"]),
     ("Fairness", "What compression did to each group", [
-        "Metrics by Sex", "Disparities", "Mitigation: before and after", "as error bars"]),
+        "Metrics by Sex", "Disparities", "Mitigation: before and after", "as error bars", "Which decisions flipped",
+        "Flip ledger (flips.csv)", "closest to the float model's threshold first"]),
     ("Explanations", "Local explanations, float and shipped model side by side", [
         "Global importance (mean |SHAP|)", "keras_float (reference)", "int8 (shipped)"]),
     ("Model card & downloads", "Edge models", [

@@ -195,6 +195,33 @@ def test_audit_covers_every_variant_and_group(finished_run):
                     (model, column, group)
 
 
+def test_the_flip_ledger_lists_every_changed_decision_and_its_group_rates_recompute(finished_run):
+    name, _, outcome = finished_run
+    rates = json.loads((outcome.run_dir / artifacts.FLIP_RATES).read_text())
+    columns = rates["settings"]["columns"]
+    table = pd.read_csv(outcome.run_dir / artifacts.PREDICTIONS, dtype={c: str for c in columns})
+    ledger = pd.read_csv(outcome.run_dir / artifacts.FLIPS, dtype={c: str for c in columns})
+    built = [v["name"] for v in outcome.manifest["variants"] if v["status"] == "ok"]
+    assert set(rates["variants"]) == set(built) and rates["reference"] == FLOAT_MODEL
+    for variant in built:
+        changed = table.index[table[f"decision:{variant}"] != table[f"decision:{FLOAT_MODEL}"]]
+        listed = ledger[ledger["variant"] == variant]
+        assert sorted(listed["row"]) == sorted(table.loc[changed, "row"]), variant
+        assert rates["variants"][variant]["overall"]["flips"] == len(changed)
+        assert (listed["score:variant"].to_numpy() == pytest.approx(
+            table.set_index("row").loc[listed["row"], f"score:{variant}"].to_numpy(), abs=1e-6))
+        for column in outcome.manifest["data"]["sensitive_columns"]:
+            for group, cell in rates["variants"][variant]["by_group"][column].items():
+                assert cell["flips"] == int((listed[column] == group).sum()), (variant, column, group)
+                assert cell["rows"] == int((table[column] == group).sum())
+    # a table or a text is written out for review; images and windows are given by row (and unit)
+    modality = outcome.manifest["modality"]
+    assert ("example" in ledger.columns) == (modality in ("tabular", "text")), modality
+    card = (outcome.run_dir / artifacts.MODEL_CARD_MARKDOWN).read_text()
+    if any(rates["variants"][v]["overall"]["flips"] for v in built):
+        assert "### Decisions compression flipped" in card and "`flips.csv`" in card
+
+
 def test_model_card_has_every_section_and_the_gate(finished_run):
     name, config, outcome = finished_run
     card = (outcome.run_dir / artifacts.MODEL_CARD_MARKDOWN).read_text()

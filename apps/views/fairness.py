@@ -32,7 +32,8 @@ if not columns:
     st.stop()
 
 contents([("Did compression hurt a group?", "hurt"), ("Metrics by group", "by-group"), ("Disparities", "disparities"),
-          ("What compression did", "compression"), ("Move the threshold", "threshold"), ("Mitigation", "mitigation")])
+          ("What compression did", "compression"), ("Which decisions flipped", "flips"),
+          ("Move the threshold", "threshold"), ("Mitigation", "mitigation")])
 gated = [c for c in (settings.get("sensitive_columns") or []) if c in columns]
 checks = {check.get("name"): check for check in (entry.gate or {}).get("checks") or [] if isinstance(check, dict)}
 disparities = audit.get("disparities") or {}
@@ -240,6 +241,63 @@ with guard("Compression heatmap"):
             with st.expander("Gap between groups, float vs each variant"):
                 st.table(pd.DataFrame(gaps))
 
+with guard("Which decisions flipped"):
+    st.subheader("Which decisions flipped", anchor="flips")
+    flip_rates = load_json(entry, artifacts.FLIP_RATES) if artifacts.FLIP_RATES in entry.artifacts else None
+    if not flip_rates or not flip_rates.get("variants"):
+        st.caption("This run has no flip ledger (flips.json); runs made before it was added do not.")
+    else:
+        flipped_variants = list(flip_rates["variants"])
+        points = []
+        for variant, summary in flip_rates["variants"].items():
+            for group, cell in ((summary.get("by_group") or {}).get(column) or {}).items():
+                rate = cell.get("rate") or {}
+                if value_of(rate) is None:
+                    continue
+                low, high = interval_of(rate)
+                points.append({"variant": variant, "group": str(group), "rate": value_of(rate), "low": low,
+                               "high": high, "flips": cell.get("flips"), "rows": cell.get("rows"),
+                               "estimate": estimate(rate, 4) + ("" if cell.get("measurable", True) else " (too few rows)")})
+        if points:
+            frame = pd.DataFrame(points)
+            base = alt.Chart(frame).encode(x=alt.X("group:N", title=column, sort=None), xOffset="variant:N",
+                                           color=alt.Color("variant:N", title="variant"))
+            bars = base.mark_bar(opacity=0.8).encode(y=alt.Y("rate:Q", title="share of decisions flipped"))
+            whiskers = base.mark_rule(strokeWidth=1.5, color="black").encode(y="low:Q", y2="high:Q")
+            st.altair_chart(alt.layer(bars, whiskers).encode(
+                tooltip=["variant", "group", "flips", "rows", alt.Tooltip("estimate:N", title="flip rate [95% interval]")]
+            ).properties(height=300), width="stretch")
+            st.caption("Share of each group's test decisions that a variant decided otherwise than the float model, "
+                       "with 95 % intervals (bootstrap, widened to Wilson's). A group flipped more than others lost "
+                       "more of what the float model decided; the examples are below.")
+        left, right = st.columns([2, 1])
+        variant = left.selectbox("Variant", flipped_variants, key="flips_variant",
+                                 index=flipped_variants.index(ship) if ship in flipped_variants else 0)
+        overall = (flip_rates["variants"].get(variant) or {}).get("overall") or {}
+        right.metric("Decisions flipped", f"{overall.get('flips', 0):,} of {overall.get('rows', 0):,}",
+                     help=f"Now wrong: {overall.get('now_wrong', 0):,}; now right: {overall.get('now_right', 0):,}.")
+        if artifacts.FLIPS in entry.artifacts:
+            import io
+
+            ledger_bytes = load_bytes(entry, artifacts.FLIPS)
+            ledger = pd.read_csv(io.BytesIO(ledger_bytes), dtype=str, keep_default_na=False)
+            shown = ledger[ledger["variant"] == variant].drop(columns=["variant"])
+            for name in ("score:reference", "score:variant", "margin:reference", "margin:variant"):
+                if name in shown:
+                    shown[name] = pd.to_numeric(shown[name], errors="coerce")
+            st.dataframe(shown.drop(columns=[c for c in ("threshold:reference", "threshold:variant") if c in shown]),
+                         hide_index=True, width="stretch", height=min(38 + 35 * max(len(shown), 1), 420),
+                         column_config={name: st.column_config.NumberColumn(format="%.4f") for name in
+                                        ("score:reference", "score:variant", "margin:reference", "margin:variant")})
+            st.caption(f"Every test example `{variant}` decided otherwise than the float model, closest to the float "
+                       "model's threshold first (margin: score minus the model's own threshold). `row` is its "
+                       "position in the test split, as in predictions.csv. For review by a person: examples "
+                       "compression changes are often atypical or from under-represented groups.")
+            st.download_button("Flip ledger (flips.csv)", data=ledger_bytes, file_name=f"flips-{entry.run_id}.csv",
+                               mime="text/csv", on_click="ignore", icon=":material/download:", key="download_flips")
+        for path in plots_matching(entry, f"flipped_images_{variant}"):
+            show_plot(entry, path, caption=f"Test images whose decision {variant} flipped")
+
 with guard("Move the threshold"):
     st.subheader("Move the threshold: the shipped variant against the float model", anchor="threshold")
     table = None
@@ -343,7 +401,7 @@ with guard("Probes and analyses"):
 
 with st.expander("The run's own fairness plots"):
     paths = [*plots_matching(entry, "fairness_"), *plots_matching(entry, "compression_heatmap"),
-             *plots_matching(entry, "mitigation")]
+             *plots_matching(entry, "flip_rates_"), *plots_matching(entry, "mitigation")]
     for path in paths:
         show_plot(entry, path)
     if not paths:

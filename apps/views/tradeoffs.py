@@ -21,7 +21,7 @@ rows = index.tradeoff_rows(entry.manifest, metrics, load_json(entry, artifacts.C
 built = [row for row in rows if row["status"] == "ok"]
 ship = entry.ship_variant
 contents([("Which variant ships", "ships"), ("Trade-off chart", "tradeoff"), ("Every variant", "variants"),
-          ("Gate", "gate")])
+          ("Quantization error by layer", "layers"), ("Gate", "gate")])
 
 verdict = "not recorded" if entry.gate_passed is None else entry.gate_verdict
 message = f"The gate judged **`{ship}`**, the variant chosen to ship: **{verdict}**."
@@ -196,6 +196,65 @@ with guard("The latency and agreement charts"):
                      alt.Tooltip("changed_pct:Q", format=".2f", title="changed (%)"),
                      alt.Tooltip("sparsity:Q", format=".2f")]
         ).properties(title="Decisions changed by compression", height=alt.Step(28)), width="stretch")
+
+with guard("Quantization error by layer"):
+    layers = load_json(entry, artifacts.LAYERS) if artifacts.LAYERS in entry.artifacts else None
+    measured = {name: table for name, table in ((layers or {}).get("variants") or {}).items() if table.get("layers")}
+    if measured:
+        st.subheader("Where quantization error comes from", anchor="layers")
+        level = (layers.get("settings") or {}).get("warning_level", 0.7)
+        names = list(measured)
+        variant = st.selectbox("Full-integer variant", names, key="layers_variant",
+                               index=names.index(ship) if ship in names else 0)
+        frame = pd.DataFrame([{
+            "layer": f"{row.get('keras_layer') or row.get('tensor_name')} ({str(row.get('op', '')).lower()})",
+            "keras layer": row.get("keras_layer"), "op": row.get("op"), "RMSE / scale": row.get("rmse_over_scale"),
+            "max |error|": row.get("max_abs_error"), "mean error": row.get("mean_error"), "scale": row.get("scale"),
+            "over the warning level": bool(row.get("over_warning_level")), "TFLite tensor": row.get("tensor_name")}
+            for row in measured[variant]["layers"]])
+        bars = alt.Chart(frame).mark_bar().encode(
+            x=alt.X("layer:N", sort=None, title="Keras layer (TFLite op)", axis=alt.Axis(labelAngle=-30)),
+            y=alt.Y("RMSE / scale:Q", title="RMSE / quantization scale"),
+            color=alt.Color("over the warning level:N", scale=alt.Scale(domain=[False, True],
+                                                                        range=["#4c78a8", "#d62728"])),
+            tooltip=["keras layer", "op", alt.Tooltip("RMSE / scale:Q", format=".3f"),
+                     alt.Tooltip("max |error|:Q", format=".4g"), "TFLite tensor"])
+        rule = alt.Chart(pd.DataFrame({"level": [level]})).mark_rule(color="crimson", strokeDash=[6, 4]).encode(
+            y="level:Q")
+        st.altair_chart(alt.layer(bars, rule).properties(height=300), width="stretch")
+        st.caption(f"TensorFlow's quantization debugger on {measured[variant].get('debug_rows', '?')} validation "
+                   "rows: the error each layer adds given int8 inputs, in units of its output's quantization step "
+                   f"(rounding alone: about 0.29). Red, over the dashed line ({level}): a layer to keep in float "
+                   "or to re-train with quantization in the loop.")
+        st.dataframe(frame.drop(columns=["layer"]), hide_index=True, width="stretch",
+                     column_config={name: st.column_config.NumberColumn(format="%.4g")
+                                    for name in ("RMSE / scale", "max |error|", "mean error", "scale")})
+    for name, table in ((layers or {}).get("variants") or {}).items():
+        if "error" in table:
+            st.caption(f"`{name}`: per-layer error not measured ({table['error']}).")
+    selective = (load_json(entry, artifacts.COMPRESSION) or {}).get("selective_int8")
+    if selective:
+        st.markdown("**Selective int8**: int8 with the layers that most change a group's TPR or FPR kept in float, "
+                    "chosen on the validation split.")
+        details = (selective.get("details") or {}).get("selective") or {}
+        if selective.get("status") != "ok":
+            st.caption(f"Not built: {selective.get('reason')}")
+        else:
+            def where(judgement):
+                worst = (judgement or {}).get("worst") or {}
+                return ("no measurable group" if worst.get("column") is None else
+                        f"{worst['metric'].upper()} {worst['change']:+.3f} in {worst['column']} = {worst['group']}")
+            st.markdown(f"Worst group change on validation: int8 {where(details.get('start'))} → "
+                        f"selective {where(details.get('final'))} (limit ±{details.get('limit')}); "
+                        f"{fmt(details.get('final', {}).get('bytes'))} bytes against int8's {fmt(details.get('int8_bytes'))}.")
+            steps = [{"layer kept in float": step.get("keras_layer") or step.get("tensor_name"), "op": step.get("op"),
+                      "bytes added": step.get("bytes_added"), "latency added (ms)": step.get("latency_ms_added"),
+                      "worst group change after": where({"worst": step.get("worst_after")}),
+                      "float in the file": bool(step.get("float_in_file"))} for step in details.get("restored") or []]
+            if steps:
+                st.dataframe(pd.DataFrame(steps), hide_index=True, width="stretch")
+            else:
+                st.caption(f"No layer kept in float: {details.get('stopped')}.")
 
 with guard("The gate checks"):
     st.subheader("Gate", anchor="gate")

@@ -28,6 +28,10 @@ from pipeline.stages.twin import build_with_weights, max_output_difference
 from pipeline.stages.variants import CompressionJob, VariantResult
 
 
+# Post-training full-integer quantization: int8 weights and activations, calibrated on representative rows.
+FULL_INTEGER = {"optimizations": "DEFAULT", "representative_data": True, "supported_ops": "TFLITE_BUILTINS_INT8"}
+
+
 def child_main(connection, job: CompressionJob, variants: tuple[str, ...], log_path: str) -> None:
     """The compression child's entry point: builds `variants` one after the other, sending
     ("start", name), ("progress", text), ("result", VariantResult) and finally ("finished",)."""
@@ -78,6 +82,8 @@ class VariantBuilder:
         self.job = job
         self.report = report
         self._pruned: tuple[Any, dict] | None = None
+        # variant -> (its layer_errors.Debugger, its layer table, its file's bytes): selective int8 starts from int8's
+        self._debuggers: dict[str, tuple] = {}
         tf_keras.utils.set_random_seed(job.seed)
 
     # ---- the twin --------------------------------------------------------------------
@@ -95,12 +101,13 @@ class VariantBuilder:
         if name == "float16":
             return self._converted(name, self.twin(), {"optimizations": "DEFAULT", "supported_types": "float16"})
         if name == "int8":
-            return self._converted(name, self.twin(), {"optimizations": "DEFAULT", "representative_data": True,
-                                                       "supported_ops": "TFLITE_BUILTINS_INT8"})
+            model = self.twin()
+            return self._with_layer_errors(self._converted(name, model, FULL_INTEGER), model, FULL_INTEGER)
+        if name == "selective_int8":
+            return self._selective_int8()
         if name == "pruned_int8":
             model, details = self._pruned_model()
-            return self._converted(name, model, {"optimizations": "DEFAULT", "representative_data": True,
-                                                 "supported_ops": "TFLITE_BUILTINS_INT8"}, details)
+            return self._with_layer_errors(self._converted(name, model, FULL_INTEGER, details), model, FULL_INTEGER)
         if name == "qat_int8":
             return self._quantization_aware(name, self.twin(), preserve_sparsity=False, details={})
         if name == "pqat_int8":
@@ -111,6 +118,67 @@ class VariantBuilder:
 
     # ---- conversion ------------------------------------------------------------------
     def _converted(self, name: str, model, settings: dict, details: dict | None = None) -> VariantResult:
+        converter, settings = self._converter(model, settings)
+        tflite = converter.convert()
+        return VariantResult(name, "ok", tflite=tflite, details={**(details or {}), "converter": settings})
+
+    def _with_layer_errors(self, result: VariantResult, model, settings: dict) -> VariantResult:
+        """Adds the quantization debugger's per-layer error of this conversion (on validation rows) to a
+        full-integer variant; a debugger failure is recorded, never fails the variant."""
+        from pipeline.stages import layer_errors
+
+        rows = self.job.validation_features if self.job.validation_features is not None \
+            else self.job.representative_features
+        rows = rows[:self.job.layer_debug_rows]
+        self.report(f"per-layer quantization error on {len(rows)} validation rows (quantization debugger)")
+        try:
+            result.layers, debugger = layer_errors.measure(
+                self.tf, lambda: self._converter(model, settings)[0], rows, [layer.name for layer in model.layers],
+                model.layers[-1].name)
+            self._debuggers[result.name] = (debugger, result.layers, len(result.tflite))
+        except Exception as error:  # noqa: BLE001 - the variant stands without its diagnosis
+            detail = traceback.format_exception_only(type(error), error)[-1].strip()
+            result.layers = {"error": _short(detail)}
+        return result
+
+    def _selective_int8(self) -> VariantResult:
+        """int8 with the layers that most change a group's TPR/FPR kept in float (selective_int8.py)."""
+        from ai_edge_litert.interpreter import Interpreter
+
+        from pipeline.stages import selective_int8
+        from pipeline.stages.evaluate import LiteRTModel
+
+        name = "selective_int8"
+        target = self.job.selective
+        if target is None or self.job.validation_features is None or self.job.validation_labels is None:
+            return VariantResult(name, "skipped", reason="needs the validation split, its groups and the float "
+                                                         "model's decisions on it")
+        if "int8" not in self._debuggers:  # int8 was not built in this process: its conversion again
+            model = self.twin()
+            self._with_layer_errors(self._converted("int8", model, FULL_INTEGER), model, FULL_INTEGER)
+        if "int8" not in self._debuggers:
+            return VariantResult(name, "failed", reason="the quantization debugger failed on int8")
+        debugger, layers, int8_bytes = self._debuggers["int8"]
+        features, labels = self.job.validation_features, np.asarray(self.job.validation_labels)
+
+        def float_tensors(content: bytes) -> set[str]:
+            interpreter = Interpreter(model_content=content)
+            return {detail["name"] for detail in interpreter.get_tensor_details() if detail["dtype"] == np.float32}
+
+        outcome = selective_int8.search(
+            quantize=debugger.quantized, predict=lambda content, rows: LiteRTModel(content).predict(rows),
+            float_tensors=float_tensors,
+            latency=lambda content: LiteRTModel(content).single_example_latency(features[0], runs=50,
+                                                                                warmup=5)["median_ms"],
+            layers=layers["layers"], int8_bytes=int8_bytes, features=features, labels=labels, target=target,
+            report=self.report)
+        return VariantResult(name, outcome["status"], tflite=outcome["tflite"], reason=outcome["reason"],
+                             details={"selective": outcome["details"], "converter": {
+                                 **FULL_INTEGER, "quantizer": "MLIR (the quantization debugger's)",
+                                 "denylisted_nodes": [r["tensor_name"] for r in outcome["details"]["restored"]]}})
+
+    def _converter(self, model, settings: dict):
+        """A TFLite converter of `model` set up with the variant's settings; returns (converter, settings as recorded)."""
         tf = self.tf
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         if settings.get("optimizations"):
@@ -131,8 +199,7 @@ class VariantBuilder:
         if settings.get("representative_data") and not self.job.per_channel_dense:
             converter._experimental_disable_per_channel_quantization_for_dense_layers = True
             settings = {**settings, "dense_quantization": "per-tensor"}
-        tflite = converter.convert()
-        return VariantResult(name, "ok", tflite=tflite, details={**(details or {}), "converter": settings})
+        return converter, settings
 
     # ---- fine-tuning -----------------------------------------------------------------
     def _fine_tune(self, model, callbacks: list, *, learning_rate: float, eligible_from_step: int = 0) -> dict:
@@ -290,7 +357,8 @@ class VariantBuilder:
                    "skipped_layers": skipped_layers}
         if preserve_sparsity and skipped_layers:
             details["note"] = "layers left out of QAT keep float weights and lose their pruning-preserving guarantee"
-        return self._converted(name, model, {"optimizations": "DEFAULT", "representative_data": True}, details)
+        settings = {"optimizations": "DEFAULT", "representative_data": True}
+        return self._with_layer_errors(self._converted(name, model, settings, details), model, settings)
 
 
 def _best_epoch_keeper(keras, features: np.ndarray | None, labels: np.ndarray | None, *, first_eligible: int,

@@ -14,12 +14,15 @@ from typing import Any, Callable
 import numpy as np
 
 from pipeline.config import ALL_VARIANTS, PRUNING_LEARNING_RATES
+from pipeline.stages.selective_int8 import SelectiveTarget
 
 DESCRIPTIONS = {
     "float32": "TFLite float32, no quantization",
     "dynamic_range": "post-training dynamic-range quantization (int8 weights, float activations)",
     "float16": "post-training float16 quantization (float16 weights)",
     "int8": "post-training full-integer quantization (int8 weights and activations, float interface)",
+    "selective_int8": ("int8 with the layers that most change a group's TPR or FPR kept in float "
+                       "(greedy, on the validation split; built only where int8 breaks the gate's limit there)"),
     "pruned_int8": "magnitude pruning (polynomial decay) + fine-tuning, then full-integer int8",
     "qat_int8": "quantization-aware training, then int8",
     "pqat_int8": "pruning, then pruning-preserving quantization-aware training, then int8",
@@ -68,6 +71,10 @@ class CompressionJob:
     # With the same seed they make fine-tuning, and so the .tflite bytes, reproducible.
     threads: int | None = None
     deterministic_ops: bool = False
+    # Validation rows the quantization debugger runs through each full-integer variant (layer_errors.py).
+    layer_debug_rows: int = 200
+    # What selective_int8 judges against on validation: its groups, the float model's decisions, the limit.
+    selective: SelectiveTarget | None = None
     # A variant that takes longer than this is stopped and recorded as failed.
     variant_timeout_seconds: float = 900.0
 
@@ -80,6 +87,8 @@ class VariantResult:
     reason: str | None = None
     details: dict = field(default_factory=dict)
     seconds: float = 0.0
+    # Full-integer variants: the quantization debugger's error per layer (layer_errors.py), for layers.json.
+    layers: dict | None = None
 
     def summary(self) -> dict:
         """JSON-able description without the bytes."""

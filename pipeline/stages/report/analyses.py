@@ -13,13 +13,17 @@ from pipeline.stages.report.formatting import _cell, _change, _estimate, _kiloby
 
 
 def _quantitative_analyses(*, manifest: dict, metrics: dict, compression: dict, audit: dict, mitigation: dict,
-                           explanation: dict, plots: list[str], analyses: dict | None) -> list:
+                           explanation: dict, plots: list[str], analyses: dict | None, flips: dict | None = None,
+                           layers: dict | None = None, deployment: dict | None = None) -> list:
     """The whole section, its parts in the card's order."""
     ship = manifest["ship_variant"]
     blocks: list = [Heading(2, "Quantitative analyses")]
     blocks += _every_variant(manifest["headline_metric"], ship, metrics, compression, plots)
+    blocks += _layer_errors(layers, ship, plots)
+    blocks += _selective_int8(compression.get("selective_int8"), deployment)
     blocks += _group_results(audit, ship, plots)
     blocks += _compression_effect(audit, ship, plots)
+    blocks += _flipped_decisions(flips, ship, plots)
     blocks += _mitigation(mitigation, plots)
     blocks += _explanations(explanation, plots)
     blocks += _extra_analyses(analyses)
@@ -65,6 +69,74 @@ def _every_variant(headline: str, ship: str, metrics: dict, compression: dict, p
     if fine_tuned:
         blocks += [Paragraph("How the fine-tuned variants were trained (each keeps its best validation epoch):"),
                    Bullets(fine_tuned)]
+    return blocks
+
+
+def _layer_errors(layers: dict | None, ship: str, plots: list[str]) -> list:
+    """Where in the model quantization errs: the shipped variant's layers (else int8's), from layers.json."""
+    from pipeline.stages.layer_errors import WARNING_LEVEL
+
+    if not layers:
+        return []
+    shown = ship if "layers" in (layers.get(ship) or {}) else "int8" if "layers" in (layers.get("int8") or {}) else None
+    blocks: list = [Heading(3, "Where quantization error comes from"), Paragraph(
+        "TensorFlow's quantization debugger, on validation rows: the error each layer adds given int8 inputs, "
+        f"as RMSE in units of its output's quantization step (rounding alone gives about 0.29; over "
+        f"{WARNING_LEVEL} is marked ⚠, the debugger guide's level). Every full-integer variant's table is in "
+        "`layers.json`.")]
+    if shown is not None:
+        rows = [[f"`{row['keras_layer'] or row['tensor_name']}`", row["op"], _number(row["rmse_over_scale"], 3)
+                 + (" ⚠" if row["over_warning_level"] else ""), _number(row["max_abs_error"], 4),
+                 _number(row["scale"], 5)] for row in layers[shown]["layers"]]
+        blocks.append(Paragraph(f"`{shown}`" + (" (shipped)" if shown == ship else "") + ":"))
+        blocks.append(Table(["Keras layer", "TFLite op", "RMSE / scale", "max |error|", "scale"], rows))
+        marked = layers[shown]["summary"]["over_warning_level"]
+        blocks.append(Paragraph(
+            f"Over the warning level in `{shown}`: " + ", ".join(f"`{name}`" for name in marked) + "."
+            if marked else f"No layer of `{shown}` is over the warning level."))
+    for name, table in layers.items():
+        if "error" in table:
+            blocks.append(Paragraph(f"`{name}`: per-layer error not measured ({table['error']})."))
+    if plot_path("layer_errors") in plots:
+        blocks.append(Image(plot_path("layer_errors"), "quantization error per layer"))
+    return blocks
+
+
+def _selective_int8(result: dict | None, deployment: dict | None) -> list:
+    """What selective_int8 kept in float, what each layer cost, and whether it still runs on a microcontroller."""
+    if not result:
+        return []
+    blocks: list = [Heading(3, "Selective int8: layers kept in float for a group")]
+    if result["status"] != "ok":
+        return blocks + [Paragraph(f"`selective_int8` was not built: {result.get('reason')}.")]
+    details = (result.get("details") or {}).get("selective") or {}
+    start, final = details.get("start") or {}, details.get("final") or {}
+
+    def where(judgement: dict) -> str:
+        worst = judgement.get("worst") or {}
+        if worst.get("column") is None:
+            return "no measurable group"
+        return f"{worst['metric'].upper()} {worst['change']:+.3f} in {worst['column']} = {worst['group']}"
+
+    blocks.append(Paragraph(
+        f"On the validation split, int8's worst group change against the float model was {where(start)} (limit "
+        f"±{details.get('limit')}); keeping the layers below in float makes it {where(final)}"
+        + (", inside the limit." if details.get("within_limit") else ", still outside the limit.")
+        + f" Byte budget {_number(details.get('byte_budget'))} ({_number(details.get('int8_bytes'))} for int8)."))
+    rows = [[f"`{step.get('keras_layer') or step['tensor_name']}`", step.get("op") or "",
+             _number(step.get("rmse_over_scale"), 2), f"{step['bytes_added']:+,}",
+             f"{step['latency_ms_added']:+.4f} ms", where({"worst": step["worst_after"]}),
+             "yes" if step.get("float_in_file") else "NO: the name did not match; still int8"]
+            for step in details.get("restored") or []]
+    if rows:
+        blocks.append(Table(["layer kept in float", "op", "RMSE / scale in int8", "bytes", "latency",
+                             "worst group change after", "float in the file"], rows))
+    else:
+        blocks.append(Paragraph("No layer was kept in float: " + str(details.get("stopped")) + "."))
+    micro = (((deployment or {}).get("variants") or {}).get("selective_int8") or {}).get("microcontroller") or {}
+    if micro:
+        blocks.append(Paragraph("On the microcontroller runtime (tflite-micro): " + (
+            f"it runs, in an arena of {_number(micro.get('arena_bytes'))} bytes." if micro.get("supported") else f"it does not run ({micro.get('first_unsupported')}).")))
     return blocks
 
 
@@ -159,6 +231,43 @@ def _compression_effect(audit: dict, ship: str, plots: list[str]) -> list:
     for plot in plots:
         if is_plot(plot, "compression_heatmap"):
             blocks.append(Image(plot, "change against float, per variant and group"))
+    return blocks
+
+
+def _flipped_decisions(flips: dict | None, ship: str, plots: list[str]) -> list:
+    """The flip ledger's summary: how many test decisions each variant changed, in which groups, and for the
+    shipped variant the group it changed most, for review by a person (flips.csv holds every one)."""
+    if not flips or not flips.get("variants"):
+        return []
+    blocks: list = [Heading(3, "Decisions compression flipped"), Paragraph(
+        "Test examples whose decision differs between the float model and a variant (Hooker et al., \"What do "
+        "compressed deep neural networks forget?\": compression changes a few examples, not all alike). Every "
+        "one is listed in `flips.csv` with its groups, both scores and its distance from the threshold, for "
+        "review by a person. Rates carry 95 % intervals.")]
+    rows = []
+    for variant, summary in flips["variants"].items():
+        overall = summary["overall"]
+        highest = [f"{column} = {group} ({_estimate(summary['by_group'][column][group]['rate'])})"
+                   for column, group in summary.get("highest", {}).items() if group is not None]
+        rows.append([f"`{variant}`" + (" (shipped)" if variant == ship else ""),
+                     f"{overall['flips']:,} of {overall['rows']:,}", _estimate(overall["rate"], 4),
+                     f"{overall['now_wrong']:,} / {overall['now_right']:,}",
+                     _number(overall.get("median_abs_reference_margin")), "; ".join(highest[:1]) or "—"])
+    blocks.append(Table(["variant", "flipped", "flip rate", "now wrong / now right",
+                         "median distance from threshold (float)", "highest group flip rate"], rows))
+    shipped = flips["variants"].get(ship)
+    if shipped:
+        for column, cells in shipped["by_group"].items():
+            measured = [(group, cell) for group, cell in cells.items() if cell["measurable"]]
+            if len(measured) < 2:
+                continue
+            blocks.append(Paragraph(f"`{ship}` by {column}: " + "; ".join(
+                f"{group} {cell['flips']} of {cell['rows']} ({_estimate(cell['rate'], 4)})"
+                for group, cell in measured) + "."))
+            break  # the first sensitive column in words; every column in flips.json and the plots
+    for plot in plots:
+        if is_plot(plot, "flip_rates_") or is_plot(plot, "flipped_images_"):
+            blocks.append(Image(plot, "decisions flipped against the float model"))
     return blocks
 
 

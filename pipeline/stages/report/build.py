@@ -24,11 +24,13 @@ from pipeline.stages.report.sections import (
 
 def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict, mitigation: dict,
                explanation: dict, gate: dict, training: dict, plots: list[str],
-               analyses: dict | None = None, deployment: dict | None = None) -> ModelCard:
+               analyses: dict | None = None, deployment: dict | None = None,
+               flips: dict | None = None, layers: dict | None = None) -> ModelCard:
     """The model card of a run, from its measured results (the JSON the run folder holds).
 
     `plots` are the run folder's figure paths the card may show; `analyses` the domain's own
-    analyses; `deployment` (deployment.json) adds the Deployment section. Returns the same
+    analyses; `deployment` (deployment.json) adds the Deployment section; `flips` (flips.json) the
+    flip ledger's summary; `layers` (layers.json's "variants") the per-layer quantization error. Returns the same
     blocks rendered as Markdown and as HTML.
     """
     data = manifest["data"]
@@ -40,7 +42,8 @@ def model_card(*, manifest: dict, metrics: dict, compression: dict, audit: dict,
     blocks += _metrics(manifest["headline_metric"], audit)
     blocks += _data(data)
     blocks += _quantitative_analyses(manifest=manifest, metrics=metrics, compression=compression, audit=audit,
-                                     mitigation=mitigation, explanation=explanation, plots=plots, analyses=analyses)
+                                     mitigation=mitigation, explanation=explanation, plots=plots, analyses=analyses,
+                                     flips=flips, layers=layers, deployment=deployment)
     blocks += _gate(gate)
     if deployment:
         blocks += _deployment(deployment, manifest)
