@@ -20,9 +20,10 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/edgeaudit run all
 
-# Two workers on the two cores CI has (pytest-xdist); tests/conftest.py keeps each module on one worker.
+# Two workers on the two cores CI has (pytest-xdist). --dist loadscope keeps each module on one worker, so a
+# module-scoped fixture (a finished run per domain, a dashboard in a browser) is made once.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadscope
 
 benchmark: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.run

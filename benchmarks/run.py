@@ -131,10 +131,90 @@ def run_case(name: str) -> dict:
         "baselines": _baselines(case),
         "delegates": _delegate_latency(run_dir, case),
         "explainers": _explainer_comparison(run_dir, case),
+        "repair": _compression_repair(run_dir, metrics),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _compression_repair(run_dir: Path, metrics: dict) -> dict:
+    """Issue 20's figures of one run: each variant's worst group TPR/FPR change against float on test (audit.json),
+    its flip rate overall and in its most-flipped group (flips.json), its worst layer (layers.json), and what
+    selective_int8 did on validation (compression.json)."""
+    read = lambda file: json.loads((run_dir / file).read_text()) if (run_dir / file).exists() else {}  # noqa: E731
+    audit, flips, layers, compression = read("audit.json"), read("flips.json"), read("layers.json"), read("compression.json")
+    limit = json.loads((run_dir / "manifest.json").read_text())["config"]["gate"]["max_gap_widening"]
+    variants = {}
+    for variant, columns in (audit.get("compression") or {}).items():
+        worst = None
+        for column, table in columns.items():
+            if column not in audit["settings"]["sensitive_columns"]:
+                continue  # the single columns, as the gate judges them
+            for group, cell in table["groups"].items():
+                for metric in ("tpr", "fpr"):
+                    change = ((cell.get("changes") or {}).get(metric) or {}).get("change") if cell["measurable"] else None
+                    if change is not None and (worst is None or abs(change) > abs(worst["change"])):
+                        worst = {"column": column, "group": group, "metric": metric, "change": change}
+        flip = (flips.get("variants") or {}).get(variant) or {}
+        highest = []
+        for column, group in (flip.get("highest") or {}).items():
+            if group is not None and column in audit["settings"]["sensitive_columns"]:
+                cell = flip["by_group"][column][group]
+                highest.append({"column": column, "group": group, "rate": cell["rate"]["value"],
+                                "interval": cell["rate"]["interval"]})
+        layer = ((layers.get("variants") or {}).get(variant) or {}).get("summary") or {}
+        variants[variant] = {
+            "worst_group_change_test": worst, "within_limit_test": None if worst is None else abs(worst["change"]) <= limit,
+            "flip_rate": ((flip.get("overall") or {}).get("rate") or {}).get("value"),
+            "flips": (flip.get("overall") or {}).get("flips"),
+            "highest_group_flip_rate": max(highest, key=lambda h: h["rate"]) if highest else None,
+            "worst_layer": layer.get("worst"), "layers_over_warning_level": layer.get("over_warning_level"),
+            "bytes": (metrics["variants"].get(variant) or {}).get("size", {}).get("bytes"),
+        }
+    selective = compression.get("selective_int8") or {}
+    details = (selective.get("details") or {}).get("selective") or {}
+    return {"limit": limit, "variants": variants, "selective_int8": {
+        "status": selective.get("status"), "reason": selective.get("reason"),
+        "validation_worst_int8": (details.get("start") or {}).get("worst"),
+        "validation_worst_selective": (details.get("final") or {}).get("worst"),
+        "restored": [{"keras_layer": step["keras_layer"], "bytes_added": step["bytes_added"],
+                      "latency_ms_added": step["latency_ms_added"]} for step in details.get("restored") or []],
+        "bytes_ratio_to_int8": (details["final"]["bytes"] / details["int8_bytes"]) if details.get("final") else None,
+    }}
+
+
+def _repair_lines(repair: dict) -> list[str]:
+    limit = repair["limit"]
+    lines = ["", f"When compression hurts (issue 20): worst group change of TPR or FPR against float on the test "
+                 f"split (gate limit ±{limit}), decisions flipped, and the layer with the largest quantization "
+                 "error (RMSE / scale, on validation).", "",
+             "| variant | worst group change (test) | flip rate | most-flipped group | worst layer |",
+             "|---|---|---|---|---|"]
+    for variant, v in repair["variants"].items():
+        worst = v["worst_group_change_test"]
+        change = "n/a" if worst is None else (f"{worst['metric'].upper()} {worst['change']:+.3f} "
+                                              f"({worst['column']} = {worst['group']})")
+        if worst is not None and not v["within_limit_test"]:
+            change = f"**{change}**"
+        high = v["highest_group_flip_rate"]
+        layer = v["worst_layer"]
+        lines.append(f"| {variant} | {change} | "
+                     + ("n/a" if v["flip_rate"] is None else f"{v['flip_rate']:.4f} ({v['flips']:,})") + " | "
+                     + ("—" if not high else f"{high['column']} = {high['group']}: {high['rate']:.4f} "
+                        f"[{high['interval'][0]:.4f}, {high['interval'][1]:.4f}]") + " | "
+                     + ("—" if not layer else f"{layer['keras_layer']} {layer['rmse_over_scale']:.2f}") + " |")
+    selective = repair["selective_int8"]
+    if selective.get("status") == "ok":
+        fmt = lambda w: "n/a" if not w or w.get("column") is None else f"{w['metric'].upper()} {w['change']:+.3f}"  # noqa: E731
+        lines += ["", f"selective_int8 on validation: int8 {fmt(selective['validation_worst_int8'])} → "
+                      f"{fmt(selective['validation_worst_selective'])}; kept in float: "
+                      + (", ".join(f"{s['keras_layer']} ({s['bytes_added']:+,} B, {s['latency_ms_added']:+.4f} ms)"
+                                   for s in selective["restored"]) or "nothing")
+                      + f"; {selective['bytes_ratio_to_int8']:.3f}× the int8 bytes."]
+    elif selective.get("status"):
+        lines += ["", f"selective_int8 {selective['status']}: {selective.get('reason')}."]
+    return lines
 
 
 def _deployment(run_dir: Path, headline: str) -> dict:
@@ -1010,6 +1090,8 @@ def write_table() -> Path:
             lines.append(f"| {target} | {check['value']:.4f} | {'yes' if check['met'] else '**no**'} |")
         if result.get("deployment"):
             lines += _deployment_lines(result["deployment"], headline)
+        if result.get("repair"):
+            lines += _repair_lines(result["repair"])
         lines.append("")
     table = ROOT / "BENCHMARKS.md"
     table.write_text("\n".join(lines))

@@ -270,7 +270,7 @@ def _write_layer_errors(folder: artifacts.RunFolder, progress: Progress, variant
         folder.write_figure("layer_errors", figure)
     for name, table in measured.items():
         if "error" in table:
-            progress(f"  {name}: per-layer error not measured ({table['error']})")
+            progress(f"  {name}: per-layer error {table['error']}")
         elif table["summary"]["worst"] is not None:
             worst = table["summary"]["worst"]
             marked = table["summary"]["over_warning_level"]

@@ -3,6 +3,7 @@ four modalities and one run of each breakage (bad JSON, bad manifest, a listed f
 a SHA-256 mismatch, an unfinished folder). No page may raise; broken runs are named with
 their reason and never offered for display; the other runs stay usable."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -174,20 +175,32 @@ def test_edge_tradeoffs(open_page):
     assert table.loc["pruned_int8", "Pareto (size, quality)"] and not table.loc["int8", "Pareto (size, quality)"]
     assert table.loc["pruned_int8", "sparsity"] == pytest.approx(0.75)
     assert table.loc["int8", "same decisions as float"] == pytest.approx(0.9981)
-    assert _charts(at) == 3  # trade-off with the Pareto front, latency, agreement
+    assert _charts(at) == 4  # trade-off with the Pareto front, latency, agreement, quantization error by layer
     for axis in at.radio(key="tradeoff_axis").options:
         at.radio(key="tradeoff_axis").set_value(axis).run()
-        assert not at.exception and _charts(at) == 3
+        assert not at.exception and _charts(at) == 4
+    # Where quantization errs: the shipped int8's layers by Keras name, the one over the warning level marked.
+    assert at.selectbox(key="layers_variant").value == "int8"
+    layers = [frame.value for frame in at.dataframe if "RMSE / scale" in frame.value.columns][0]
+    assert list(layers["keras layer"]) == ["dense_0", "dense_1", "probability", "probability"]
+    assert list(layers["over the warning level"]) == [False, True, False, False]
     assert len(at.get("image")) == 2  # the run's own trade-off and latency PNGs
 
 
-def test_fairness(open_page):
+def test_fairness(open_page, standard_reports):
     at = open_page("views/fairness.py", run=FRAUD_NEW)
     # The gate failed on Age: the page opens there, under the answer to its question.
     assert [s.value for s in at.subheader] == ["Did compression hurt a group?", "Metrics by Age", "Disparities",
-                                              "What compression did to each group",
+                                              "What compression did to each group", "Which decisions flipped",
                                               "Move the threshold: the shipped variant against the float model",
                                               "Mitigation: before and after"]
+    # The flip ledger: the shipped variant's flipped examples, as many as flips.json counts, with a download.
+    flips = json.loads((standard_reports / FRAUD_NEW / "flips.json").read_text())["variants"]["int8"]
+    assert at.selectbox(key="flips_variant").value == "int8"
+    ledger = [frame.value for frame in at.dataframe if "margin:reference" in frame.value.columns][0]
+    assert len(ledger) == flips["overall"]["flips"] > 0 and "example" in ledger.columns
+    assert (ledger["margin:reference"].abs().diff().dropna() >= 0).all()  # closest to the threshold first
+    assert f"{flips['overall']['flips']:,} of {flips['overall']['rows']:,}" in [m.value for m in at.metric]
     summary = at.dataframe[0].value.set_index("column")
     assert list(summary.index) == ["Sex", "Age"] and summary.loc["Age", "gate"] == "fail"
     assert at.selectbox(key="fairness_column").value == "Age"
@@ -208,7 +221,7 @@ def test_fairness(open_page):
     assert "equalized odds difference by Age is 0.1200, within the gate's limit 0.3" in text
     assert "1 cell(s) here" in text  # the flagged cell of pruned_int8
     assert "balanced_accuracy" in text and "0.7800" in text  # mitigation after
-    assert _charts(at) == 3  # error bars, heatmap, mitigation
+    assert _charts(at) == 4  # error bars, heatmap, flip rates, mitigation
     at.selectbox(key="fairness_column").set_value("Sex").run()
     assert "Metrics by Sex" in [s.value for s in at.subheader]
     for metric in at.radio(key="fairness_change_metric").options:

@@ -74,6 +74,8 @@ def test_a_group_without_flips_still_has_an_upper_bound_and_small_groups_are_not
     cell = flip_stage.flip_rates(labels=LABELS, groups=GROUPS, predictions=none_flipped,
                                  bootstrap_samples=50, min_group_size=10)["variants"]["int8"]["by_group"]["Group"]["A"]
     assert cell["flips"] == 0 and cell["rate"]["value"] == 0.0
+    assert flip_stage.flip_rates(labels=LABELS, groups=GROUPS, predictions=none_flipped, bootstrap_samples=10,
+                                 min_group_size=10)["variants"]["int8"]["highest"]["Group"] is None
     assert cell["rate"]["interval"][1] == pytest.approx(_wilson(0, 30)[1]) and cell["rate"]["interval"][1] > 0.1
 
 

@@ -231,7 +231,7 @@ with guard("Quantization error by layer"):
                                     for name in ("RMSE / scale", "max |error|", "mean error", "scale")})
     for name, table in ((layers or {}).get("variants") or {}).items():
         if "error" in table:
-            st.caption(f"`{name}`: per-layer error not measured ({table['error']}).")
+            st.caption(f"`{name}`: per-layer error {table['error']}.")
     selective = (load_json(entry, artifacts.COMPRESSION) or {}).get("selective_int8")
     if selective:
         st.markdown("**Selective int8**: int8 with the layers that most change a group's TPR or FPR kept in float, "

@@ -138,7 +138,7 @@ class VariantBuilder:
             self._debuggers[result.name] = (debugger, result.layers, len(result.tflite))
         except Exception as error:  # noqa: BLE001 - the variant stands without its diagnosis
             detail = traceback.format_exception_only(type(error), error)[-1].strip()
-            result.layers = {"error": _short(detail)}
+            result.layers = {"error": f"not measured: the quantization debugger failed ({_short(detail, 300)})"}
         return result
 
     def _selective_int8(self) -> VariantResult:
@@ -357,8 +357,13 @@ class VariantBuilder:
                    "skipped_layers": skipped_layers}
         if preserve_sparsity and skipped_layers:
             details["note"] = "layers left out of QAT keep float weights and lose their pruning-preserving guarantee"
-        settings = {"optimizations": "DEFAULT", "representative_data": True}
-        return self._with_layer_errors(self._converted(name, model, settings, details), model, settings)
+        result = self._converted(name, model, {"optimizations": "DEFAULT", "representative_data": True}, details)
+        # TensorFlow's debugger instruments post-training calibration (NumericVerify after each op it quantizes);
+        # a quantization-aware model carries its ranges in fake-quant nodes, and the debugger finds nothing to
+        # verify ("Please check if the quantized model is in debug mode").
+        result.layers = {"error": "not measured: TensorFlow's quantization debugger instruments post-training "
+                                  "quantization only, and this variant's ranges were learnt in training"}
+        return result
 
 
 def _best_epoch_keeper(keras, features: np.ndarray | None, labels: np.ndarray | None, *, first_eligible: int,

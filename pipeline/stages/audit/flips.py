@@ -111,7 +111,7 @@ def flip_rates(*, labels: np.ndarray, groups: pd.DataFrame, predictions: dict[st
             "overall": {"flips", "rows", "rate": {"value", "interval"}, "gained", "lost",
                         "now_wrong", "now_right", "median_abs_reference_margin"},
             "by_group": {column: {group: {"flips", "rows", "rate", "measurable", "reason"}}},
-            "highest": {column: group with the highest measurable flip rate}}},
+            "highest": {column: the measurable group with the highest flip rate, None if none flipped}}},
          "settings": {...}}
 
     The resamples of a group are the audit's (same seed, column and group), so a flip rate and the
@@ -161,7 +161,8 @@ def flip_rates(*, labels: np.ndarray, groups: pd.DataFrame, predictions: dict[st
             result[variant]["by_group"][partition.name] = cells[variant]
             measured = {g: c["rate"]["value"] for g, c in cells[variant].items()
                         if c["measurable"] and c["rate"]["value"] is not None}
-            result[variant]["highest"][partition.name] = max(measured, key=measured.get) if measured else None
+            highest = max(measured, key=measured.get) if measured else None
+            result[variant]["highest"][partition.name] = highest if highest and measured[highest] > 0 else None
     return _json_safe({
         "reference": reference,
         "variants": result,

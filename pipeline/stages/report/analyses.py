@@ -96,7 +96,7 @@ def _layer_errors(layers: dict | None, ship: str, plots: list[str]) -> list:
             if marked else f"No layer of `{shown}` is over the warning level."))
     for name, table in layers.items():
         if "error" in table:
-            blocks.append(Paragraph(f"`{name}`: per-layer error not measured ({table['error']})."))
+            blocks.append(Paragraph(f"`{name}`: per-layer error {table['error']}."))
     if plot_path("layer_errors") in plots:
         blocks.append(Image(plot_path("layer_errors"), "quantization error per layer"))
     return blocks
