@@ -471,9 +471,18 @@ def compression_job(config: RunConfig, domain: Domain, data: DomainData, trained
     """The CompressionJob of a trained model, with every compression option of the config; `threads` and
     `deterministic_ops`: the run's TensorFlow settings (Runtime), which the compression child repeats;
     `reference`: the float model's validation predictions, which selective_int8 is judged against."""
+    from pipeline.stages import calibration_audit
     from pipeline.stages.compress import CompressionJob, weights_by_layer_name
-    from pipeline.stages.selective_int8 import SelectiveTarget
+    from pipeline.stages.group_harm import HarmTarget
     from pipeline.stages.train import sample_weights_for
+
+    # The calibration-set audit's candidates: rows of one group of the first sensitive column each.
+    column = str(data.train.groups.columns[0]) if reference is not None and data.train.groups.shape[1] else None
+    group_ids = {} if column is None else calibration_audit.group_row_ids(
+        data.train.labels, data.train.groups[column].to_numpy(), rows=config.representative_rows, seed=config.seed,
+        min_rows=config.min_group_size, draw=representative_row_ids)
+    calibration_sets = {calibration_audit.group_set_name(column, group): train_x[ids]
+                        for group, ids in group_ids.items()} if len(group_ids) >= 2 else {}
 
     return CompressionJob(
         model_builder=domain.model_builder, input_shape=tuple(train_x.shape[1:]), model_options=model_options,
@@ -488,11 +497,13 @@ def compression_job(config: RunConfig, domain: Domain, data: DomainData, trained
         quantization_aware_learning_rate=config.quantization_aware_learning_rate,
         per_channel_dense=config.per_channel_dense, batch_size=batch_size, seed=config.seed,
         threads=threads or None, deterministic_ops=deterministic_ops,
-        selective=None if reference is None else SelectiveTarget(
+        harm_target=None if reference is None else HarmTarget(
             groups={str(column): data.validation.groups[column].astype(str).to_numpy()
                     for column in data.validation.groups.columns},
             reference_decisions=reference.decisions, max_change=config.gate.max_gap_widening,
-            threshold_rule=config.threshold_rule, min_group_size=config.min_group_size))
+            threshold_rule=config.threshold_rule, min_group_size=config.min_group_size,
+            min_positives=config.gate.min_positives_per_group),
+        calibration_sets=calibration_sets, calibration_column=column if calibration_sets else None)
 
 
 def representative_row_ids(labels: np.ndarray, rows: int, seed: int) -> np.ndarray:

@@ -222,6 +222,33 @@ def test_the_flip_ledger_lists_every_changed_decision_and_its_group_rates_recomp
         assert "### Decisions compression flipped" in card and "`flips.csv`" in card
 
 
+def test_int8_says_where_it_errs_which_rows_calibrated_it_and_what_selective_int8_did(finished_run):
+    _, _, outcome = finished_run
+    layers = json.loads((outcome.run_dir / artifacts.LAYERS).read_text())["variants"]
+    compression = json.loads((outcome.run_dir / artifacts.COMPRESSION).read_text())
+    table = layers["int8"]
+    assert "error" not in table, table
+    # every TFLite op output maps back to a layer of the domain's builder, by name
+    assert table["layers"] and all(row["keras_layer"] for row in table["layers"]), table["layers"]
+    assert table["summary"]["worst"]["rmse_over_scale"] == max(row["rmse_over_scale"] for row in table["layers"])
+    for name in ("qat_int8", "pqat_int8"):
+        assert layers[name]["error"].startswith("not measured"), layers[name]
+    calibration = compression["int8"]["details"].get("calibration")
+    if calibration:  # a first sensitive column with two or more groups large enough to calibrate on
+        names = [row["name"] for row in calibration["sets"]]
+        assert names[0] == "representative" and len(names) >= 3
+        assert calibration["chosen"] in names
+        assert compression["int8"]["details"]["converter"]["calibration_set"] == calibration["chosen"]
+    selective = compression["selective_int8"]
+    assert selective["status"] in ("ok", "skipped"), selective
+    if selective["status"] == "skipped":
+        assert "no layer to restore" in selective["reason"]
+    else:
+        assert selective["details"]["selective"]["final"]["bytes"] <= selective["details"]["selective"]["byte_budget"]
+    card = (outcome.run_dir / artifacts.MODEL_CARD_MARKDOWN).read_text()
+    assert "### Where quantization error comes from" in card and "### Selective int8" in card
+
+
 def test_model_card_has_every_section_and_the_gate(finished_run):
     name, config, outcome = finished_run
     card = (outcome.run_dir / artifacts.MODEL_CARD_MARKDOWN).read_text()

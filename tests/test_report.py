@@ -72,3 +72,43 @@ def test_the_baseline_sentence_says_when_the_keras_model_is_behind():
     assert "39% behind hist gradient boosting on pr_auc (0.1510 against 0.2490" in behind
     close = baseline_sentence("pr_auc", 0.40, "logistic_regression", 0.41, 0.01 / 0.41)
     assert "holds its own" in close and f"within {BASELINE_GAP:.0%}" in close
+
+
+def test_the_card_shows_layer_errors_and_what_selective_int8_kept_in_float():
+    from pipeline.stages import layer_errors
+    from pipeline.stages.report.analyses import _layer_errors, _selective_int8
+
+    dump = ("op_name,tensor_idx,num_elements,stddev,mean_error,max_abs_error,mean_squared_error,scale,zero_point,"
+            "tensor_name\nFULLY_CONNECTED,15,32,0.1,0.0,0.3,0.0004,0.05,-128,m/dense_0/MatMul\n"
+            "FULLY_CONNECTED,19,16,0.1,0.0,0.3,0.01,0.01,-128,m/dense_1/MatMul\n")
+    rows = layer_errors.layer_table(dump, ["dense_0", "dense_1"], "dense_1")
+    layers = {"int8": {"layers": rows, "summary": layer_errors.summary(rows)},
+              "qat_int8": {"error": "not measured: quantization-aware"}}
+    text = render_markdown(_layer_errors(layers, "int8", []))
+    assert "| `dense_1` | FULLY_CONNECTED | 10.000 ⚠ |" in text and "| `dense_0` | FULLY_CONNECTED | 0.400 |" in text
+    assert "Over the warning level in `int8`: `dense_1`." in text and "`qat_int8`: per-layer error not measured" in text
+
+    worst = lambda change: {"column": "Sex", "group": "F", "metric": "tpr", "change": change, "rows": 40}  # noqa: E731
+    built = {"status": "ok", "details": {"selective": {
+        "limit": 0.05, "byte_budget": 1250, "int8_bytes": 1000, "within_limit": True,
+        "start": {"worst": worst(-0.2)}, "final": {"worst": worst(-0.025)},
+        "restored": [{"keras_layer": "dense_1", "tensor_name": "m/dense_1/MatMul", "op": "FULLY_CONNECTED",
+                      "rmse_over_scale": 10.0, "bytes_added": 180, "latency_ms_added": 0.001,
+                      "worst_after": worst(-0.025), "float_in_file": True}]}}}
+    deployment = {"variants": {"selective_int8": {"microcontroller": {"supported": True, "arena_bytes": 4096}}}}
+    text = render_markdown(_selective_int8(built, deployment))
+    assert "int8's worst group change against the float model was TPR -0.200 in Sex = F" in text
+    assert "makes it TPR -0.025 in Sex = F, inside the limit." in text
+    assert "| `dense_1` | FULLY_CONNECTED | 10.00 | +180 | +0.0010 ms | TPR -0.025 in Sex = F | yes |" in text
+    assert "it runs, in an arena of 4,096 bytes." in text
+    skipped = render_markdown(_selective_int8({"status": "skipped", "reason": "int8 already keeps every group"}, None))
+    from pipeline.stages.report.analyses import _calibration_sets
+
+    calibration = {"column": "Sex", "chosen": "Sex = M", "why": "rows of Sex = M only: ...", "sets": [
+        {"name": "representative", "rows": 200, "worst": worst(-0.2), "changes": {"F": {"tpr": -0.2, "fpr": 0.01}}},
+        {"name": "Sex = M", "rows": 120, "worst": worst(-0.01), "changes": {"F": {"tpr": -0.01}}}]}
+    text = render_markdown(_calibration_sets({"details": {"calibration": calibration}}))
+    assert "| `representative` | 200 | -0.200 / +0.010 | TPR -0.200 in Sex = F |" in text
+    assert "| `Sex = M` (used) | 120 | -0.010 / n/a | TPR -0.010 in Sex = F |" in text
+    assert render_markdown(_calibration_sets({"details": {}})) == render_markdown([])
+    assert "`selective_int8` was not built: int8 already keeps every group." in skipped

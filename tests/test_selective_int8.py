@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.stages import selective_int8
-from pipeline.stages.selective_int8 import SelectiveTarget
+from pipeline.stages.group_harm import HarmTarget, group_changes
 
 LABELS = np.array([1, 0] * 50)
 GROUP = np.array(["A"] * 50 + ["B"] * 50)
@@ -32,13 +32,13 @@ def _stand_ins(harm_by_layer: dict[str, int], sizes: dict[str, int]):
 
 def _search(harm, sizes, layers, max_change=0.05, ratio=1.25):
     quantize, predict = _stand_ins(harm, sizes)
-    target = SelectiveTarget(groups={"Group": GROUP}, reference_decisions=REFERENCE, max_change=max_change,
-                             threshold_rule="f1", min_group_size=10, byte_budget_ratio=ratio)
+    target = HarmTarget(groups={"Group": GROUP}, reference_decisions=REFERENCE, max_change=max_change,
+                        threshold_rule="f1", min_group_size=10)
     return selective_int8.search(
         quantize=quantize, predict=predict, float_tensors=lambda model: set(model.split(b"#")[0].decode().split(",")),
         latency=lambda model: len(model) / 1000, layers=[{"tensor_name": n, "keras_layer": n, "op": "FC",
                                                            "rmse_over_scale": r} for n, r in layers],
-        int8_bytes=100, features=np.zeros((LABELS.size, 1)), labels=LABELS, target=target)
+        int8_bytes=100, features=np.zeros((LABELS.size, 1)), labels=LABELS, target=target, byte_budget_ratio=ratio)
 
 
 def test_the_layer_that_harms_a_group_is_restored_not_the_one_with_the_largest_error():
@@ -69,10 +69,12 @@ def test_a_variant_inside_the_limit_is_skipped_and_the_byte_budget_is_respected(
 def test_group_changes_need_enough_rows_and_both_classes():
     decisions = REFERENCE.copy()
     decisions[:6:2] = 0  # three of A's positives lost
-    changes = selective_int8.group_changes(LABELS, {"Group": GROUP}, REFERENCE, decisions, min_group_size=10)
+    changes = group_changes(LABELS, {"Group": GROUP}, REFERENCE, decisions, min_group_size=10)
     assert changes[0] == {"column": "Group", "group": "A", "metric": "tpr", "change": pytest.approx(-3 / 25),
                           "rows": 25}
-    assert selective_int8.group_changes(LABELS, {"Group": GROUP}, REFERENCE, decisions, min_group_size=60) == []
+    assert group_changes(LABELS, {"Group": GROUP}, REFERENCE, decisions, min_group_size=60) == []
+    # 25 positives and 25 negatives a group: with 30 needed (the gate's --min-positives-per-group) nothing is judged
+    assert group_changes(LABELS, {"Group": GROUP}, REFERENCE, decisions, min_group_size=10, min_positives=30) == []
 
 
 def test_a_layer_made_hard_to_quantize_is_kept_in_float_and_the_group_repaired():
@@ -91,7 +93,7 @@ def test_a_layer_made_hard_to_quantize_is_kept_in_float_and_the_group_repaired()
     active = validation @ weights[:, 0] + bias[0] > 0
     scores = np.asarray(model.predict(validation, verbose=0)).ravel()
     reference = Predictions(scores, choose_threshold(job.validation_labels, scores)).decisions
-    job = dataclasses.replace(job, selective=SelectiveTarget(
+    job = dataclasses.replace(job, harm_target=HarmTarget(
         groups={"unit": np.where(active, "on", "off")}, reference_decisions=reference, max_change=0.02,
         min_group_size=10))
     results = compress(job, progress=lambda _: None)
@@ -107,5 +109,5 @@ def test_a_layer_made_hard_to_quantize_is_kept_in_float_and_the_group_repaired()
     micro = run_on_microcontroller(selective.tflite, validation[:20])
     assert micro.supported, micro.first_unsupported
     # Without a target (no groups), the variant says why it was not built.
-    plain = compress(dataclasses.replace(job, selective=None, variants=("selective_int8",)), progress=lambda _: None)
+    plain = compress(dataclasses.replace(job, harm_target=None, variants=("selective_int8",)), progress=lambda _: None)
     assert plain["selective_int8"].status == "skipped" and "validation split" in plain["selective_int8"].reason

@@ -232,7 +232,20 @@ with guard("Quantization error by layer"):
     for name, table in ((layers or {}).get("variants") or {}).items():
         if "error" in table:
             st.caption(f"`{name}`: per-layer error {table['error']}.")
-    selective = (load_json(entry, artifacts.COMPRESSION) or {}).get("selective_int8")
+    compression_record = load_json(entry, artifacts.COMPRESSION) or {}
+    calibration = ((compression_record.get("int8") or {}).get("details") or {}).get("calibration")
+    if calibration:
+        st.markdown(f"**Calibration set of int8**: the default representative rows, and rows of each group of "
+                    f"`{calibration.get('column')}` alone, each judged on the validation split. Used: "
+                    f"{calibration.get('why')}.")
+        st.dataframe(pd.DataFrame([{
+            "calibration set": row["name"] + (" (used)" if row["name"] == calibration.get("chosen") else ""),
+            "rows": row.get("rows"),
+            **{f"{group}: Δ{metric.upper()}": (changes or {}).get(metric) for group, changes in
+               (row.get("changes") or {}).items() for metric in ("tpr", "fpr")},
+            "worst group change": (row.get("worst") or {}).get("change")} for row in calibration.get("sets") or []]),
+            hide_index=True, width="stretch")
+    selective = compression_record.get("selective_int8")
     if selective:
         st.markdown("**Selective int8**: int8 with the layers that most change a group's TPR or FPR kept in float, "
                     "chosen on the validation split.")

@@ -20,18 +20,18 @@ Where int8 is already inside the limit on validation there is nothing to repair:
 skipped and says so. A restored layer whose ops are still int8 in the file (a denylisted name that
 did not match: TensorFlow ignores those silently) is reported, not counted.
 
-`search` runs in the compression child; `group_changes` and `worst_change` are pure.
+`search` runs in the compression child, on the models it is handed (it imports no TensorFlow); a
+candidate is judged by group_harm.py, as the calibration-set audit judges its candidates.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from pipeline.metrics import Predictions, choose_threshold
+from pipeline.stages.group_harm import HarmTarget, describe, judge
 
 # The largest file selective int8 may grow to, as a multiple of the int8 file.
 BYTE_BUDGET_RATIO = 1.25
@@ -39,53 +39,10 @@ BYTE_BUDGET_RATIO = 1.25
 MAX_RESTORED = 8
 
 
-@dataclass(frozen=True)
-class SelectiveTarget:
-    """What the search needs from the parent: the validation split's groups and the float model's decisions."""
-
-    groups: dict[str, np.ndarray]        # sensitive column -> group name of every validation row
-    reference_decisions: np.ndarray      # the float Keras model's validation decisions (0/1)
-    max_change: float                    # the gate's limit (GateThresholds.max_gap_widening)
-    threshold_rule: str = "f1"
-    min_group_size: int = 20
-    byte_budget_ratio: float = BYTE_BUDGET_RATIO
-
-
-def group_changes(labels: np.ndarray, groups: dict[str, np.ndarray], reference: np.ndarray, decisions: np.ndarray,
-                  min_group_size: int) -> list[dict]:
-    """Every measurable group's TPR and FPR change (variant - reference), largest |change| first.
-
-    A group is measurable with at least `min_group_size` rows; its TPR needs a positive, its FPR a negative."""
-    labels = np.asarray(labels).astype(np.int64)
-    changes = []
-    for column, values in groups.items():
-        values = np.asarray(values).astype(str)
-        for group in sorted(set(values)):
-            rows = values == group
-            if rows.sum() < min_group_size:
-                continue
-            for metric, wanted in (("tpr", 1), ("fpr", 0)):
-                mask = rows & (labels == wanted)
-                if not mask.any():
-                    continue
-                change = float(decisions[mask].mean() - reference[mask].mean())
-                changes.append({"column": str(column), "group": str(group), "metric": metric, "change": change,
-                                "rows": int(mask.sum())})
-    changes.sort(key=lambda item: -abs(item["change"]))
-    return changes
-
-
-def worst_change(labels, groups, reference, decisions, min_group_size) -> dict:
-    """The group with the largest |TPR or FPR change|, or a zero change where no group is measurable."""
-    changes = group_changes(labels, groups, reference, decisions, min_group_size)
-    return changes[0] if changes else {"column": None, "group": None, "metric": None, "change": 0.0, "rows": 0}
-
-
 def search(*, quantize: Callable[[list[str]], bytes], predict: Callable[[bytes, np.ndarray], np.ndarray],
            float_tensors: Callable[[bytes], set[str]], latency: Callable[[bytes], float], layers: list[dict],
-           int8_bytes: int,
-           features: np.ndarray, labels: np.ndarray, target: SelectiveTarget,
-           report: Callable[[str], None] = lambda _: None) -> dict:
+           int8_bytes: int, features: np.ndarray, labels: np.ndarray, target: HarmTarget,
+           byte_budget_ratio: float = BYTE_BUDGET_RATIO, report: Callable[[str], None] = lambda _: None) -> dict:
     """The greedy search. Returns {"status": "ok" | "skipped", "tflite": bytes | None, "details": {...}}.
 
     quantize(denylist): the model with those tensors' ops in float; predict(model, features): its scores;
@@ -94,14 +51,11 @@ def search(*, quantize: Callable[[list[str]], bytes], predict: Callable[[bytes, 
     layers: layers.json's rows of int8 (candidates, tried from the largest RMSE / scale down).
     """
     def judged(model: bytes) -> dict:
-        scores = np.asarray(predict(model, features), dtype=np.float64).ravel()
-        threshold = choose_threshold(labels, scores, target.threshold_rule)
-        decisions = Predictions(scores, threshold).decisions
-        worst = worst_change(labels, target.groups, target.reference_decisions, decisions, target.min_group_size)
-        return {"worst": worst, "threshold": threshold, "bytes": len(model), "model": model}
+        result = judge(predict(model, features), labels, target)
+        return {"worst": result["worst"], "threshold": result["threshold"], "bytes": len(model), "model": model}
 
     started = time.monotonic()
-    budget = int(target.byte_budget_ratio * int8_bytes)
+    budget = int(byte_budget_ratio * int8_bytes)
     start = judged(quantize([]))
     start["latency_ms"] = latency(start["model"])
     limit = target.max_change
@@ -111,7 +65,7 @@ def search(*, quantize: Callable[[list[str]], bytes], predict: Callable[[bytes, 
         details["seconds"] = round(time.monotonic() - started, 3)
         return {"status": "skipped", "tflite": None, "details": details,
                 "reason": (f"int8 already keeps every group's TPR and FPR within {limit} of the float model on "
-                           f"validation (worst {_where(start['worst'])}): no layer to restore")}
+                           f"validation (worst {describe(start['worst'])}): no layer to restore")}
     candidates: list[dict] = []
     for row in sorted(layers, key=lambda r: -(r.get("rmse_over_scale") or 0.0)):
         if row["tensor_name"] not in [c["tensor_name"] for c in candidates]:
@@ -162,7 +116,7 @@ def search(*, quantize: Callable[[list[str]], bytes], predict: Callable[[bytes, 
             "worst_after": result["worst"], "bytes_after": result["bytes"],
             "bytes_added": result["bytes"] - previous["bytes"], "latency_ms_after": result["latency_ms"],
             "latency_ms_added": result["latency_ms"] - previous["latency_ms"]})
-        report(f"kept {row.get('keras_layer') or name} in float: worst group change {_where(result['worst'])}, "
+        report(f"kept {row.get('keras_layer') or name} in float: worst group change {describe(result['worst'])}, "
                f"{result['bytes']:,} bytes")
         previous = result
     final = previous
@@ -177,9 +131,3 @@ def search(*, quantize: Callable[[list[str]], bytes], predict: Callable[[bytes, 
 def _public(judgement: dict) -> dict:
     return {"worst": judgement["worst"], "threshold": judgement["threshold"], "bytes": judgement["bytes"],
             "latency_ms": judgement.get("latency_ms")}
-
-
-def _where(worst: dict) -> str:
-    if worst.get("column") is None:
-        return "0 (no measurable group)"
-    return f"{worst['metric'].upper()} {worst['change']:+.3f} in {worst['column']} = {worst['group']}"

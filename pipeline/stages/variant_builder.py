@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from pipeline.stages import calibration_audit
 from pipeline.stages.batch_norm_folding import fold_batch_normalization
 from pipeline.stages.twin import build_with_weights, max_output_difference
 from pipeline.stages.variants import CompressionJob, VariantResult
@@ -84,6 +85,7 @@ class VariantBuilder:
         self._pruned: tuple[Any, dict] | None = None
         # variant -> (its layer_errors.Debugger, its layer table, its file's bytes): selective int8 starts from int8's
         self._debuggers: dict[str, tuple] = {}
+        self._calibration: dict | None = None  # the calibration-set audit, once run (calibration_audit.py)
         tf_keras.utils.set_random_seed(job.seed)
 
     # ---- the twin --------------------------------------------------------------------
@@ -102,12 +104,17 @@ class VariantBuilder:
             return self._converted(name, self.twin(), {"optimizations": "DEFAULT", "supported_types": "float16"})
         if name == "int8":
             model = self.twin()
-            return self._with_layer_errors(self._converted(name, model, FULL_INTEGER), model, FULL_INTEGER)
+            settings = self._full_integer(model)
+            result = self._converted(name, model, settings)
+            if self._calibration is not None:
+                result.details["calibration"] = self._calibration
+            return self._with_layer_errors(result, model, settings)
         if name == "selective_int8":
             return self._selective_int8()
         if name == "pruned_int8":
             model, details = self._pruned_model()
-            return self._with_layer_errors(self._converted(name, model, FULL_INTEGER, details), model, FULL_INTEGER)
+            settings = self._full_integer()
+            return self._with_layer_errors(self._converted(name, model, settings, details), model, settings)
         if name == "qat_int8":
             return self._quantization_aware(name, self.twin(), preserve_sparsity=False, details={})
         if name == "pqat_int8":
@@ -115,6 +122,33 @@ class VariantBuilder:
             return self._quantization_aware(name, pruned, preserve_sparsity=True,
                                             details={"pruning": pruning_details})
         raise ValueError(f"unknown variant {name!r}")
+
+    # ---- the calibration set of full-integer conversions ------------------------------------
+    def _calibration_wanted(self) -> bool:
+        return bool(self.job.calibration_sets) and self.job.harm_target is not None \
+            and self.job.validation_features is not None and self.job.validation_labels is not None
+
+    def _full_integer(self, model=None) -> dict:
+        """FULL_INTEGER with the calibration set chosen on validation (calibration_audit.py). The audit runs once,
+        the first time a post-training full-integer variant is built, on the trained twin (`model`, or a new one)."""
+        if self._calibration is None and self._calibration_wanted():
+            from pipeline.stages.evaluate import LiteRTModel
+
+            model = model if model is not None else self.twin()
+
+            sets = {calibration_audit.REPRESENTATIVE: self.job.representative_features, **self.job.calibration_sets}
+            self.report(f"calibration-set audit: int8 calibrated on each of {len(sets)} sets, judged on validation")
+            self._calibration = calibration_audit.audit(
+                convert=lambda name: self._converter(model, {**FULL_INTEGER, "calibration_set": name})[0].convert(),
+                predict=lambda content: LiteRTModel(content).predict(self.job.validation_features),
+                sets={name: len(rows) for name, rows in sets.items()}, labels=np.asarray(self.job.validation_labels),
+                target=self.job.harm_target, column=self.job.calibration_column)
+        return {**FULL_INTEGER, "calibration_set": (self._calibration or {}).get("chosen", calibration_audit.REPRESENTATIVE)}
+
+    def _calibration_rows(self, name: str | None) -> np.ndarray:
+        if name is None or name not in self.job.calibration_sets:
+            return self.job.representative_features
+        return self.job.calibration_sets[name]
 
     # ---- conversion ------------------------------------------------------------------
     def _converted(self, name: str, model, settings: dict, details: dict | None = None) -> VariantResult:
@@ -149,7 +183,7 @@ class VariantBuilder:
         from pipeline.stages.evaluate import LiteRTModel
 
         name = "selective_int8"
-        target = self.job.selective
+        target = self.job.harm_target
         if target is None or self.job.validation_features is None or self.job.validation_labels is None:
             return VariantResult(name, "skipped", reason="needs the validation split, its groups and the float "
                                                          "model's decisions on it")
@@ -186,7 +220,7 @@ class VariantBuilder:
         if settings.get("supported_types") == "float16":
             converter.target_spec.supported_types = [tf.float16]
         if settings.get("representative_data"):
-            rows = self.job.representative_features
+            rows = self._calibration_rows(settings.get("calibration_set"))
 
             def representative_dataset():
                 for row in rows:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from pipeline.config import ALL_VARIANTS, PRUNING_LEARNING_RATES
-from pipeline.stages.selective_int8 import SelectiveTarget
+from pipeline.stages.group_harm import HarmTarget
 
 DESCRIPTIONS = {
     "float32": "TFLite float32, no quantization",
@@ -73,8 +73,14 @@ class CompressionJob:
     deterministic_ops: bool = False
     # Validation rows the quantization debugger runs through each full-integer variant (layer_errors.py).
     layer_debug_rows: int = 200
-    # What selective_int8 judges against on validation: its groups, the float model's decisions, the limit.
-    selective: SelectiveTarget | None = None
+    # What the repairs of int8 (its calibration set, selective_int8) are judged against on validation: the
+    # split's groups, the float model's decisions there and the gate's limit on a group's change.
+    harm_target: HarmTarget | None = None
+    # Other int8 calibration sets to audit beside representative_features: "<column> = <group>" -> encoded
+    # training rows of that group of the first sensitive column (`calibration_column`); the set used is chosen
+    # on validation (calibration_audit.py). Empty: no audit, representative_features.
+    calibration_sets: dict[str, np.ndarray] = field(default_factory=dict)
+    calibration_column: str | None = None
     # A variant that takes longer than this is stopped and recorded as failed.
     variant_timeout_seconds: float = 900.0
 

@@ -20,6 +20,7 @@ def _quantitative_analyses(*, manifest: dict, metrics: dict, compression: dict, 
     blocks: list = [Heading(2, "Quantitative analyses")]
     blocks += _every_variant(manifest["headline_metric"], ship, metrics, compression, plots)
     blocks += _layer_errors(layers, ship, plots)
+    blocks += _calibration_sets(compression.get("int8"))
     blocks += _selective_int8(compression.get("selective_int8"), deployment)
     blocks += _group_results(audit, ship, plots)
     blocks += _compression_effect(audit, ship, plots)
@@ -100,6 +101,32 @@ def _layer_errors(layers: dict | None, ship: str, plots: list[str]) -> list:
     if plot_path("layer_errors") in plots:
         blocks.append(Image(plot_path("layer_errors"), "quantization error per layer"))
     return blocks
+
+
+def _calibration_sets(result: dict | None) -> list:
+    """The calibration-set audit of int8: each group's change under each calibration set, and the set used."""
+    from pipeline.stages.group_harm import describe
+
+    audit = ((result or {}).get("details") or {}).get("calibration")
+    if not audit:
+        return []
+    groups = sorted({group for row in audit["sets"] for group in row["changes"]})
+    rows = []
+    for row in audit["sets"]:
+        cells = [" / ".join(_change_text(row["changes"].get(group, {}).get(metric)) for metric in ("tpr", "fpr"))
+                 for group in groups]
+        rows.append([f"`{row['name']}`" + (" (used)" if row["name"] == audit["chosen"] else ""),
+                     _number(row["rows"]), *cells, describe(row["worst"])])
+    return [Heading(3, "Calibration set of int8"), Paragraph(
+        f"int8 calibrated on the default representative training rows, and on rows of each group of "
+        f"`{audit['column']}` alone; each judged in LiteRT on the validation split against the float model (ΔTPR / "
+        f"ΔFPR per group of `{audit['column']}`; worst over every sensitive column). Used: {audit['why']}."),
+        Table(["calibration set", "rows", *[f"{audit['column']} = {group}: ΔTPR / ΔFPR" for group in groups],
+               "worst group change"], rows)]
+
+
+def _change_text(value) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"
 
 
 def _selective_int8(result: dict | None, deployment: dict | None) -> list:
