@@ -146,6 +146,9 @@ def _add_analysis_and_gate(run: argparse.ArgumentParser, defaults: RunConfig) ->
                           help="training rows SHAP uses as its background")
     analysis.add_argument("--local-examples", type=int, default=defaults.local_examples,
                           help="test rows whose explanation is drawn one by one")
+    analysis.add_argument("--min-explanation-agreement", type=float, default=defaults.min_explanation_agreement,
+                          metavar="R", help="flag a group whose SHAP importance ranks under this Spearman correlation "
+                                            "with the float model's (default %(default)s)")
     analysis.add_argument("--bootstrap-samples", type=int, default=defaults.bootstrap_samples,
                           help="bootstrap resamples for the audit's 95%% intervals")
     gate = run.add_argument_group("gate")
@@ -221,6 +224,7 @@ def _config(arguments: argparse.Namespace, domain: str, *, own_options_only: boo
         ship_variant=arguments.ship_variant, targets=tuple(arguments.targets), threshold_rule=arguments.threshold_rule,
         explain_rows=arguments.explain_rows, background_rows=arguments.background_rows,
         local_examples=arguments.local_examples, latency_runs=arguments.latency_runs,
+        min_explanation_agreement=arguments.min_explanation_agreement,
         representative_rows=arguments.representative_rows,
         bootstrap_samples=arguments.bootstrap_samples, min_group_size=arguments.min_group_size,
         gate=GateThresholds(max_quality_drop=arguments.max_quality_drop,

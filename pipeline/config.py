@@ -114,6 +114,9 @@ class RunConfig:
     explain_rows: int = 100
     background_rows: int = 100
     local_examples: int = 5
+    # A group whose SHAP importance ranks under this Spearman correlation with the float model's is flagged
+    # (pipeline/stages/explanation_drift.py).
+    min_explanation_agreement: float = 0.8
     # Audit
     bootstrap_samples: int = 200
     min_group_size: int = 20
@@ -144,6 +147,9 @@ class RunConfig:
                 option = "--" + name.replace("_", "-")
                 raise InputError(f"option {option} is {value}, expected a value between 0 and 1",
                                  fix=f"pass for example {option} {example:g}")
+        if not -1.0 <= self.min_explanation_agreement <= 1.0:
+            raise InputError(f"option --min-explanation-agreement is {self.min_explanation_agreement}, expected a "
+                             "rank correlation between -1 and 1", fix="pass for example --min-explanation-agreement 0.8")
         if not 0.0 < self.target_sparsity < 1.0:
             raise InputError(
                 f"option --target-sparsity is {self.target_sparsity}, expected a fraction between 0 and 1",

@@ -176,7 +176,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
         explanation = _explain(config, domain, data, folder, float_model.predict, float_model.predictions,
                                inputs.train_x, inputs.test_x, ship_variant=ship if ship in evaluations else None,
                                lite_model=LiteRTModel)
-        explanation = _write_explanation(domain, data, folder, progress, explanation)
+        explanation = _write_explanation(config, domain, data, folder, progress, explanation)
     with progress.stage("audit"):
         audit, mitigation, flips = _audit(config, data, folder, progress, float_model, predictions, deployment,
                                    ship=ship, built=ship in evaluations)
@@ -327,11 +327,31 @@ def _evaluate_variants(config: RunConfig, domain: Domain, data: DomainData, fold
                        validation_predictions=validation_predictions, float_quality=float_quality, metrics=metrics)
 
 
-def _write_explanation(domain: Domain, data: DomainData, folder: artifacts.RunFolder, progress: Progress,
-                       explanation: dict) -> dict:
-    """Writes an explanation (explanations.json, without its arrays) and its figures; returns what was written."""
+def _write_explanation(config: RunConfig, domain: Domain, data: DomainData, folder: artifacts.RunFolder,
+                       progress: Progress, explanation: dict) -> dict:
+    """Writes an explanation (explanations.json, without its arrays, with its drift by group) and its figures;
+    returns what was written."""
     from pipeline.stages import explain as explain_stage
+    from pipeline.stages.explanation_drift import drift_by_group
 
+    arrays = explanation.get("_arrays") or {}
+    players = list(explanation.get("feature_columns") or [])
+    values = arrays.get("shap_values") if isinstance(arrays.get("shap_values"), dict) else {}
+    if players and values and "row_ids" in arrays and all(
+            isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[1] == len(players) for v in values.values()):
+        explanation["drift_by_group"] = drift_by_group(
+            names=players, shap_values=values,
+            groups=data.test.groups.iloc[np.asarray(arrays["row_ids"], dtype=np.int64)].reset_index(drop=True),
+            reference=explanation["reference"], min_agreement=config.min_explanation_agreement)
+        for name, drift in explanation["drift_by_group"]["models"].items():
+            flagged = ", ".join(f"{item['column']} = {item['group']}" if item["column"] else item["group"]
+                                for item in drift["flagged"])
+            progress(f"  {name}: explanation agreement with the float model by group"
+                     + (f"; under {config.min_explanation_agreement}: {flagged}" if flagged else ": every group over "
+                        f"{config.min_explanation_agreement}"))
+    else:  # a text explanation's players are each review's own tokens: no shared players to rank per group
+        explanation["drift_by_group"] = {"not_measured": "the explanation has no players shared by every row "
+                                                         "(a text's tokens differ from review to review)"}
     figures = domain.explanation_figures(explanation, data)
     explanation = explain_stage.without_arrays(explanation)
     folder.write_json(artifacts.EXPLANATIONS, explanation, role="explanations")

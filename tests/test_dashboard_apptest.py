@@ -237,6 +237,12 @@ def test_explanations_for_every_modality(open_page, modality):
     assert "Global importance (mean |SHAP|)" in text and "Local explanations" in text
     assert "**keras_float** (reference)" in text and "**int8** (shipped)" in text
     assert "Spearman rank correlation" in text
+    # Agreement by group: the fixture's Age = 36+ explains itself otherwise; a text has no shared players.
+    if modality == "text":
+        assert "Explanation agreement by group: not measured" in text
+    else:
+        assert "Does the shipped model decide for the same reasons in every group?" in text
+        assert "is red: Age = 36+." in text
     # what the values are: exact, estimates with their measured error, or Owen values
     assert {"tabular": "These are exact Shapley values of that game (no sampling)", "text": "Owen values",
             "window": "largest |error| 0.0254, mean |error| 0.00250",
@@ -254,12 +260,12 @@ def test_explanations_for_every_modality(open_page, modality):
         assert "Tokens that push the score" in _text(at)
     elif modality == "window":
         assert "Where in the window: mean |SHAP| per sensor and time block" in _text(at)
-        assert _charts(at) == 1 + 2 + 2  # global bars, two global heatmaps, two local heatmaps
+        assert _charts(at) == 1 + 1 + 2 + 2  # global bars, agreement by group, two global and two local heatmaps
     elif modality == "image":
         assert "Where in the image the attribution lies" in _text(at)
-        assert _charts(at) == 3  # global bars and the two images with their SHAP grid
+        assert _charts(at) == 4  # global bars, agreement by group, the two images with their SHAP grid
     else:
-        assert _charts(at) == 3  # global bars and two local bar charts
+        assert _charts(at) == 4  # global bars, agreement by group, two local bar charts
 
 
 def test_model_card_and_downloads(open_page):

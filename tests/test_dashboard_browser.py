@@ -32,7 +32,8 @@ PAGES = [
         "Metrics by Sex", "Disparities", "Mitigation: before and after", "as error bars", "Which decisions flipped",
         "Flip ledger (flips.csv)", "closest to the float model's threshold first"]),
     ("Explanations", "Local explanations, float and shipped model side by side", [
-        "Global importance (mean |SHAP|)", "keras_float (reference)", "int8 (shipped)"]),
+        "Global importance (mean |SHAP|)", "keras_float (reference)", "int8 (shipped)",
+        "Does the shipped model decide for the same reasons in every group?"]),
     ("Model card & downloads", "Edge models", [
         "Report (HTML, self-contained)", "Whole run (zip)", "int8.tflite", "Model card: Fixture"]),
 ]

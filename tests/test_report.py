@@ -112,3 +112,20 @@ def test_the_card_shows_layer_errors_and_what_selective_int8_kept_in_float():
     assert "| `Sex = M` (used) | 120 | -0.010 / n/a | TPR -0.010 in Sex = F |" in text
     assert render_markdown(_calibration_sets({"details": {}})) == render_markdown([])
     assert "`selective_int8` was not built: int8 already keeps every group." in skipped
+
+
+def test_the_card_lists_explanation_agreement_by_group_and_flags_the_low_ones():
+    from pipeline.stages.report.explanations import _drift_by_group
+
+    drift = {"min_agreement": 0.8, "min_rows": 10, "models": {"int8": {
+        "overall": {"spearman": 0.95}, "flagged": [{"column": "Age", "group": "66+", "spearman": 0.4}],
+        "by_group": {"Age": {"18-25": {"measured": True, "rows": 30, "spearman": 0.97, "top5_overlap": 5,
+                                       "sign_flips": []},
+                             "66+": {"measured": True, "rows": 12, "spearman": 0.4, "top5_overlap": 3,
+                                     "sign_flips": ["amount"]},
+                             "unknown": {"measured": False, "rows": 3}}}}}}
+    text = render_markdown(_drift_by_group(drift))
+    assert "under 0.8 is flagged ⚠: Age = 66+." in text
+    assert "| Age | 66+ | 12 | 0.400 ⚠ | 3 of 5 | `amount` |" in text and "| Age | 18-25 | 30 | 0.970 | 5 of 5 | — |" in text
+    assert "| Age | unknown | 3 | too few rows |" in text
+    assert "not measured (no shared players)" in render_markdown(_drift_by_group({"not_measured": "no shared players"}))

@@ -210,6 +210,45 @@ with guard("Global importance"):
                                 "mean |Δ SHAP|": fmt(values.get("mean_abs_difference"), 5)}
                                for name, values in agreement.items() if isinstance(values, dict)]))
 
+with guard("Agreement by group"):
+    drift = explanation.get("drift_by_group") or {}
+    if drift.get("models"):
+        st.subheader("Does the shipped model decide for the same reasons in every group?")
+        limit = drift.get("min_agreement", 0.8)
+        for name, result in drift["models"].items():
+            cells = [{"column": column, "group": str(group), "explained rows": cell.get("rows"),
+                      "rank correlation": cell.get("spearman"), "top-5 shared": cell.get("top5_overlap"),
+                      "sign flips": ", ".join(cell.get("sign_flips") or []) or "—"}
+                     for column, groups in (result.get("by_group") or {}).items()
+                     for group, cell in groups.items() if cell.get("measured")]
+            if not cells:
+                continue
+            frame = pd.DataFrame(cells)
+            frame["under the limit"] = frame["rank correlation"].fillna(1.0) < limit
+            frame["label"] = frame["column"] + " = " + frame["group"]
+            bars = alt.Chart(frame).mark_bar().encode(
+                y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=260)),
+                x=alt.X("rank correlation:Q", scale=alt.Scale(domain=[-1, 1]),
+                        title=f"Spearman rank correlation of mean |SHAP|, {name} vs {reference}"),
+                color=alt.Color("under the limit:N", scale=alt.Scale(domain=[False, True],
+                                                                     range=["#4c78a8", "#d62728"])),
+                tooltip=["column", "group", "explained rows", alt.Tooltip("rank correlation:Q", format=".3f"),
+                         "top-5 shared", "sign flips"])
+            rule = alt.Chart(pd.DataFrame({"limit": [limit]})).mark_rule(color="crimson", strokeDash=[6, 4]).encode(
+                x="limit:Q")
+            st.altair_chart(alt.layer(bars, rule).properties(height=max(160, 30 * len(frame))), width="stretch")
+            st.dataframe(frame.drop(columns=["label"]), hide_index=True, width="stretch",
+                         column_config={"rank correlation": st.column_config.NumberColumn(format="%.3f")})
+            flagged = result.get("flagged") or []
+            st.caption(f"Per group of the explained test rows: how {name}'s SHAP importance ranks against the float "
+                       f"model's, and the features whose mean SHAP value changed sign. Under {limit} "
+                       "(--min-explanation-agreement) is red" + (": " + "; ".join(
+                           f"{item['column']} = {item['group']}" if item.get("column") else str(item.get("group"))
+                           for item in flagged) + "." if flagged else "; none is.") + " Groups with fewer than "
+                       f"{drift.get('min_rows', 10)} explained rows are left out.")
+    elif drift.get("not_measured"):
+        st.caption(f"Explanation agreement by group: not measured ({drift['not_measured']}).")
+
 if isinstance(explanation.get("heatmaps"), dict) and explanation.get("window_cells"):
     with guard("Sensor heatmaps"):
         st.subheader("Where in the window: mean |SHAP| per sensor and time block")

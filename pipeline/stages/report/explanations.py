@@ -58,7 +58,35 @@ def _explanations(explanation: dict, plots: list[str]) -> list:
             f"`{name}` vs float: Spearman rank correlation of global importance "
             f"{_number(agreement.get('spearman_rank_correlation_of_global_importance'), 3)}, "
             f"{agreement.get('top5_overlap')} of the top 5 columns shared."))
+    blocks += _drift_by_group(explanation.get("drift_by_group"))
     for plot in plots:
         if is_plot(plot, "shap_global") or is_plot(plot, "shap_local"):
             blocks.append(Image(plot, plot_name(plot).replace("_", " ")))
+    return blocks
+
+
+def _drift_by_group(drift: dict | None) -> list:
+    """Agreement of each explained model with the float model's explanation, per group (explanation_drift.py)."""
+    if not drift:
+        return []
+    if drift.get("not_measured"):
+        return [Paragraph(f"Explanation agreement by group: not measured ({drift['not_measured']}).")]
+    blocks: list = []
+    for name, result in drift.get("models", {}).items():
+        rows = []
+        for column, cells in result["by_group"].items():
+            for group, cell in cells.items():
+                if not cell.get("measured"):
+                    rows.append([column, group, _number(cell["rows"]), "too few rows", "", ""])
+                    continue
+                low = cell["spearman"] is not None and cell["spearman"] < drift["min_agreement"]
+                rows.append([column, group, _number(cell["rows"]), _number(cell["spearman"], 3) + (" ⚠" if low else ""),
+                             f"{cell['top5_overlap']} of 5", ", ".join(f"`{f}`" for f in cell["sign_flips"]) or "—"])
+        flagged = result["flagged"]
+        blocks += [Paragraph(
+            f"`{name}` vs float, by group (Spearman rank correlation of mean |SHAP|, top-5 overlap, features whose "
+            f"mean SHAP value changed sign); under {drift['min_agreement']} is flagged ⚠: "
+            + ("; ".join(f"{item['column']} = {item['group']}" if item["column"] else item["group"] for item in flagged)
+               if flagged else "none") + "."),
+            Table(["column", "group", "explained rows", "rank correlation", "top-5 overlap", "sign flips"], rows)]
     return blocks

@@ -1,0 +1,53 @@
+"""Explanation drift by group (pipeline/stages/explanation_drift.py): hand-made SHAP values with known drift."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.stages.explanation_drift import compare, drift_by_group
+
+NAMES = ["a", "b", "c", "d", "e", "f"]
+
+
+def _values(rows=40, seed=0):
+    weights = np.array([6, 5, 4, 3, 2, 1], dtype=float) / 10
+    return np.random.default_rng(seed).normal(0, 0.05, (rows, len(NAMES))) + weights
+
+
+def test_a_group_whose_ranking_reverses_is_flagged_and_the_others_are_not():
+    reference = _values()
+    shipped = reference.copy()
+    groups = pd.DataFrame({"Sex": ["F", "M"] * 20})
+    women = (groups["Sex"] == "F").to_numpy()
+    shipped[women] = shipped[women][:, ::-1]          # women: the order of importance reversed
+    shipped[women, 2] *= -1                           # ... and feature c pushes the other way
+    drift = drift_by_group(names=NAMES, shap_values={"keras_float": reference, "int8": shipped}, groups=groups,
+                           reference="keras_float", min_agreement=0.8, min_rows=10)
+    cells = drift["models"]["int8"]["by_group"]["Sex"]
+    assert cells["F"]["spearman"] == pytest.approx(-1.0) and cells["M"]["spearman"] == pytest.approx(1.0)
+    assert cells["F"]["sign_flips"] == ["c"] and cells["M"]["sign_flips"] == []
+    assert cells["F"]["top5_overlap"] == 4 and cells["M"]["top5_overlap"] == 5
+    assert {"column": "Sex", "group": "F", "spearman": pytest.approx(-1.0)} in drift["models"]["int8"]["flagged"]
+    assert all(item["group"] != "M" for item in drift["models"]["int8"]["flagged"])
+
+
+def test_small_groups_are_not_measured_and_identical_models_agree():
+    reference = _values(rows=24)
+    groups = pd.DataFrame({"Band": ["x"] * 20 + ["y"] * 4})
+    drift = drift_by_group(names=NAMES, shap_values={"keras_float": reference, "int8": reference.copy()},
+                           groups=groups, reference="keras_float", min_rows=10)
+    cells = drift["models"]["int8"]["by_group"]["Band"]
+    assert cells["y"] == {"rows": 4, "measured": False}
+    assert cells["x"]["spearman"] == pytest.approx(1.0) and drift["models"]["int8"]["flagged"] == []
+    assert compare(NAMES, reference, reference)["mean_abs_difference"] == 0.0
+    with pytest.raises(ValueError, match="groups has 3 rows"):
+        drift_by_group(names=NAMES, shap_values={"keras_float": reference, "int8": reference}, groups=groups.head(3),
+                       reference="keras_float")
+
+
+def test_tiny_means_do_not_count_as_sign_flips():
+    reference = _values()
+    shipped = reference.copy()
+    reference[:, 5] = 0.001   # f barely matters ...
+    shipped[:, 5] = -0.001    # ... and its sign changing is not a finding
+    assert compare(NAMES, shipped, reference)["sign_flips"] == []
