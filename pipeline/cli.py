@@ -108,6 +108,9 @@ def _add_training_and_compression(run: argparse.ArgumentParser, defaults: RunCon
                              help="share of weights magnitude pruning sets to zero")
     compression.add_argument("--fine-tune-epochs", type=int, default=defaults.fine_tune_epochs,
                              help="epochs of pruning / quantization-aware fine-tuning")
+    compression.add_argument("--fine-tune-steps", type=int, default=defaults.fine_tune_steps,
+                             help="the most fine-tuning steps in all; on a larger training split each epoch is a "
+                                  "shuffled sample of it (default %(default)s)")
     compression.add_argument("--pruning-learning-rate", type=float, default=None,
                              help="learning rate of the fine-tuning that prunes (default: try "
                                   f"{' and '.join(f'{rate:g}' for rate in PRUNING_LEARNING_RATES)}, "
@@ -219,6 +222,7 @@ def _config(arguments: argparse.Namespace, domain: str, *, own_options_only: boo
         epochs=arguments.epochs, batch_size=arguments.batch_size, seed=arguments.seed,
         max_rows=arguments.max_rows, variants=tuple(arguments.variants), options=options,
         target_sparsity=arguments.target_sparsity, fine_tune_epochs=arguments.fine_tune_epochs,
+        fine_tune_steps=arguments.fine_tune_steps,
         pruning_learning_rate=arguments.pruning_learning_rate,
         quantization_aware_learning_rate=arguments.quantization_aware_learning_rate, per_channel_dense=arguments.per_channel_dense,
         ship_variant=arguments.ship_variant, targets=tuple(arguments.targets), threshold_rule=arguments.threshold_rule,

@@ -96,6 +96,9 @@ class RunConfig:
     variants: tuple[str, ...] = ALL_VARIANTS
     target_sparsity: float = 0.75
     fine_tune_epochs: int = 6
+    # Fine-tuning (pruning, QAT, PQAT) runs at most this many steps in all: on a large training split each
+    # epoch is a fresh shuffled sample of it, not a pass over every row.
+    fine_tune_steps: int = 6000
     pruning_learning_rate: float | None = None   # None: try each of PRUNING_LEARNING_RATES, keep the best
     quantization_aware_learning_rate: float = 1e-4
     representative_rows: int = 200
@@ -134,7 +137,7 @@ class RunConfig:
                     fix=f"pass --{name.replace('_', '-')} {minimum} or more",
                 )
 
-        for name in ("epochs", "batch_size", "fine_tune_epochs", "representative_rows",
+        for name in ("epochs", "batch_size", "fine_tune_epochs", "fine_tune_steps", "representative_rows",
                      "explain_rows", "background_rows", "bootstrap_samples", "min_group_size"):
             positive(name, getattr(self, name))
         positive("latency_runs", self.latency_runs, 200)

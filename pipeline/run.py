@@ -332,26 +332,16 @@ def _write_explanation(config: RunConfig, domain: Domain, data: DomainData, fold
     """Writes an explanation (explanations.json, without its arrays, with its drift by group) and its figures;
     returns what was written."""
     from pipeline.stages import explain as explain_stage
-    from pipeline.stages.explanation_drift import drift_by_group
+    from pipeline.stages.explanation_drift import explanation_drift
 
-    arrays = explanation.get("_arrays") or {}
-    players = list(explanation.get("feature_columns") or [])
-    values = arrays.get("shap_values") if isinstance(arrays.get("shap_values"), dict) else {}
-    if players and values and "row_ids" in arrays and all(
-            isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[1] == len(players) for v in values.values()):
-        explanation["drift_by_group"] = drift_by_group(
-            names=players, shap_values=values,
-            groups=data.test.groups.iloc[np.asarray(arrays["row_ids"], dtype=np.int64)].reset_index(drop=True),
-            reference=explanation["reference"], min_agreement=config.min_explanation_agreement)
-        for name, drift in explanation["drift_by_group"]["models"].items():
-            flagged = ", ".join(f"{item['column']} = {item['group']}" if item["column"] else item["group"]
-                                for item in drift["flagged"])
-            progress(f"  {name}: explanation agreement with the float model by group"
-                     + (f"; under {config.min_explanation_agreement}: {flagged}" if flagged else ": every group over "
-                        f"{config.min_explanation_agreement}"))
-    else:  # a text explanation's players are each review's own tokens: no shared players to rank per group
-        explanation["drift_by_group"] = {"not_measured": "the explanation has no players shared by every row "
-                                                         "(a text's tokens differ from review to review)"}
+    explanation["drift_by_group"] = explanation_drift(explanation, data.test.groups,
+                                                      min_agreement=config.min_explanation_agreement)
+    for name, drift in explanation["drift_by_group"].get("models", {}).items():
+        flagged = ", ".join(f"{item['column']} = {item['group']}" if item["column"] else item["group"]
+                            for item in drift["flagged"])
+        progress(f"  {name}: explanation agreement with the float model by group"
+                 + (f"; under {config.min_explanation_agreement}: {flagged}" if flagged else
+                    f": every group over {config.min_explanation_agreement}"))
     figures = domain.explanation_figures(explanation, data)
     explanation = explain_stage.without_arrays(explanation)
     folder.write_json(artifacts.EXPLANATIONS, explanation, role="explanations")
@@ -513,6 +503,7 @@ def compression_job(config: RunConfig, domain: Domain, data: DomainData, trained
                                                                config.seed)],
         validation_features=validation_x, validation_labels=data.validation.labels, variants=config.variants,
         target_sparsity=config.target_sparsity, fine_tune_epochs=config.fine_tune_epochs,
+        fine_tune_steps=config.fine_tune_steps,
         pruning_learning_rates=config.pruning_learning_rates(),
         quantization_aware_learning_rate=config.quantization_aware_learning_rate,
         per_channel_dense=config.per_channel_dense, batch_size=batch_size, seed=config.seed,

@@ -96,3 +96,22 @@ def test_the_twin_carries_the_weights_across_both_ways():
     back = build_with_weights(keras, tiny_models.tiny_mlp, (8,), {}, weights_by_layer_name(twin))
     assert max_output_difference(trained, twin, rows) < 1e-6
     assert max_output_difference(trained, back, rows) == 0.0
+
+
+def test_fine_tuning_is_budgeted_in_steps_and_pruning_still_reaches_its_target():
+    """A large training split fine-tunes on a shuffled sample per epoch, within --fine-tune-steps in all."""
+    rng = np.random.default_rng(2)
+    validation = rng.normal(size=(200, 8)).astype(np.float32)
+    job, _, _ = _job(tiny_models.tiny_mlp, ("pruned_int8", "qat_int8"), target_sparsity=0.5, batch_size=16,
+                     fine_tune_epochs=2, fine_tune_steps=40, pruning_learning_rates=(1e-3,),
+                     validation_features=validation,
+                     validation_labels=(validation[:, 0] + 0.5 * validation[:, 1] > 0.8).astype(np.int64))
+    results = compress(job, progress=lambda _: None)   # 600 rows / 16 = 38 steps a full pass
+    for name in ("pruned_int8", "qat_int8"):
+        assert results[name].status == "ok", results[name].reason
+        fine_tuning = results[name].details["fine_tuning"]
+        assert (fine_tuning["epochs"], fine_tuning["steps_per_epoch"], fine_tuning["steps"]) == (2, 20, 40), name
+        assert fine_tuning["rows_per_epoch"] == 320
+    pruning = results["pruned_int8"].details
+    assert pruning["total_steps"] == 40 and pruning["end_step"] <= 40
+    assert weight_sparsity(results["pruned_int8"].tflite)["sparsity"] == pytest.approx(0.5, abs=0.05)

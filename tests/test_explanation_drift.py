@@ -51,3 +51,20 @@ def test_tiny_means_do_not_count_as_sign_flips():
     reference[:, 5] = 0.001   # f barely matters ...
     shipped[:, 5] = -0.001    # ... and its sign changing is not a finding
     assert compare(NAMES, shipped, reference)["sign_flips"] == []
+
+
+def test_an_explanation_is_split_by_the_groups_of_its_own_rows_and_a_text_is_not_measured():
+    from pipeline.stages.explanation_drift import explanation_drift
+
+    reference = _values(rows=30)
+    test_groups = pd.DataFrame({"Sex": ["F", "M", "M"] * 20})   # 60 test rows, 30 of them explained
+    row_ids = np.arange(0, 60, 2)                              # F, M, M, F ... at the even rows
+    explanation = {"feature_columns": NAMES, "reference": "keras_float",
+                   "_arrays": {"row_ids": row_ids, "shap_values": {"keras_float": reference, "int8": reference}}}
+    drift = explanation_drift(explanation, test_groups, min_rows=5)
+    cells = drift["models"]["int8"]["by_group"]["Sex"]
+    assert cells["F"]["rows"] == int((test_groups["Sex"].to_numpy()[row_ids] == "F").sum()) == 10
+    assert cells["M"]["rows"] == 20
+    text = {"feature_columns": ["text"], "reference": "keras_float",
+            "_arrays": {"row_ids": row_ids, "shap_values": {"keras_float": [[0.1, 0.2]], "int8": [[0.1]]}}}
+    assert "not_measured" in explanation_drift(text, test_groups)

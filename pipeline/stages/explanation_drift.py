@@ -76,3 +76,19 @@ def drift_by_group(*, names: list[str], shap_values: dict[str, np.ndarray], grou
             by_group[str(column)] = cells
         models[model] = {"overall": overall, "by_group": by_group, "flagged": flagged}
     return {"min_agreement": float(min_agreement), "min_rows": int(min_rows), "models": models}
+
+
+def explanation_drift(explanation: dict, test_groups: pd.DataFrame, *, min_agreement: float = DEFAULT_MIN_AGREEMENT,
+                      min_rows: int = 10) -> dict:
+    """`drift_by_group` of an explainer's result (with its "_arrays"): the explained rows' groups from the test
+    split's. An explanation whose players differ from row to row (a text's tokens) is "not_measured"."""
+    arrays = explanation.get("_arrays") or {}
+    players = list(explanation.get("feature_columns") or [])
+    values = arrays.get("shap_values") if isinstance(arrays.get("shap_values"), dict) else {}
+    if not (players and values and "row_ids" in arrays and all(
+            isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[1] == len(players) for v in values.values())):
+        return {"not_measured": "the explanation has no players shared by every row (a text's tokens differ "
+                                "from review to review)"}
+    rows = np.asarray(arrays["row_ids"], dtype=np.int64)
+    return drift_by_group(names=players, shap_values=values, groups=test_groups.iloc[rows].reset_index(drop=True),
+                          reference=explanation["reference"], min_agreement=min_agreement, min_rows=min_rows)

@@ -135,7 +135,6 @@ class VariantBuilder:
             from pipeline.stages.evaluate import LiteRTModel
 
             model = model if model is not None else self.twin()
-
             sets = {calibration_audit.REPRESENTATIVE: self.job.representative_features, **self.job.calibration_sets}
             self.report(f"calibration-set audit: int8 calibrated on each of {len(sets)} sets, judged on validation")
             self._calibration = calibration_audit.audit(
@@ -187,9 +186,10 @@ class VariantBuilder:
         if target is None or self.job.validation_features is None or self.job.validation_labels is None:
             return VariantResult(name, "skipped", reason="needs the validation split, its groups and the float "
                                                          "model's decisions on it")
+        settings = self._full_integer()
         if "int8" not in self._debuggers:  # int8 was not built in this process: its conversion again
             model = self.twin()
-            self._with_layer_errors(self._converted("int8", model, FULL_INTEGER), model, FULL_INTEGER)
+            self._with_layer_errors(self._converted("int8", model, settings), model, settings)
         if "int8" not in self._debuggers:
             return VariantResult(name, "failed", reason="the quantization debugger failed on int8")
         debugger, layers, int8_bytes = self._debuggers["int8"]
@@ -208,7 +208,7 @@ class VariantBuilder:
             report=self.report)
         return VariantResult(name, outcome["status"], tflite=outcome["tflite"], reason=outcome["reason"],
                              details={"selective": outcome["details"], "converter": {
-                                 **FULL_INTEGER, "quantizer": "MLIR (the quantization debugger's)",
+                                 **settings, "quantizer": "MLIR (the quantization debugger's)",
                                  "denylisted_nodes": [r["tensor_name"] for r in outcome["details"]["restored"]]}})
 
     def _converter(self, model, settings: dict):
@@ -240,9 +240,7 @@ class VariantBuilder:
         """Fine-tune; keep the weights of the best validation epoch among those that end at or
         after `eligible_from_step` (for pruning: the step the mask reaches its target sparsity)."""
         job = self.job
-        steps_per_epoch = math.ceil(len(job.train_labels) / job.batch_size)
-        # tfmot's schedules need enough steps to act; repeat epochs on tiny data.
-        epochs = max(job.fine_tune_epochs, math.ceil(20 / steps_per_epoch))
+        epochs, steps_per_epoch, full_pass = self._fine_tuning_plan()
         model.compile(optimizer=self.keras.optimizers.Adam(learning_rate),
                       loss="binary_crossentropy")
         first_eligible = max(1, math.ceil(eligible_from_step / steps_per_epoch))  # 1-based epoch
@@ -250,9 +248,12 @@ class VariantBuilder:
                                     first_eligible=first_eligible, batch_size=job.batch_size)
         history = model.fit(job.train_features, job.train_labels, sample_weight=job.train_sample_weights,
                             batch_size=job.batch_size, epochs=epochs, verbose=0, shuffle=True,
+                            steps_per_epoch=None if steps_per_epoch == full_pass else steps_per_epoch,
                             callbacks=[*callbacks, *([keeper] if keeper else [])])
-        summary = {"epochs": epochs, "steps": epochs * steps_per_epoch, "learning_rate": learning_rate,
-                   "final_loss": float(history.history["loss"][-1])}
+        summary = {"epochs": epochs, "steps": epochs * steps_per_epoch, "steps_per_epoch": steps_per_epoch,
+                   "rows_per_epoch": min(steps_per_epoch * job.batch_size, len(job.train_labels)),
+                   "sampled": steps_per_epoch < full_pass,
+                   "learning_rate": learning_rate, "final_loss": float(history.history["loss"][-1])}
         if keeper is None:
             summary["kept_epoch"] = epochs
             summary["kept_because"] = "last epoch (no validation split given)"
@@ -260,10 +261,23 @@ class VariantBuilder:
             summary.update(keeper.restore_best(model))
         return summary
 
+    def _fine_tuning_plan(self) -> tuple[int, int, int]:
+        """(epochs, steps per epoch, steps of a full pass over the training rows) of every fine-tuning.
+
+        tfmot's schedules need enough steps to act, so tiny data repeats epochs (at least 20 steps); large data
+        is budgeted in steps (`fine_tune_steps` in all): each epoch is then a shuffled sample of the rows, so
+        1.5 million rows fine-tune in the time of a few hundred thousand, with the same number of epochs to
+        keep the best of."""
+        job = self.job
+        full_pass = math.ceil(len(job.train_labels) / job.batch_size)
+        epochs = max(job.fine_tune_epochs, math.ceil(20 / full_pass))
+        steps_per_epoch = min(full_pass, max(1, job.fine_tune_steps // epochs))
+        return epochs, steps_per_epoch, full_pass
+
     def _pruning_schedule(self):
         job = self.job
-        steps_per_epoch = math.ceil(len(job.train_labels) / job.batch_size)
-        total_steps = max(job.fine_tune_epochs, math.ceil(20 / steps_per_epoch)) * steps_per_epoch
+        epochs, steps_per_epoch, _ = self._fine_tuning_plan()
+        total_steps = epochs * steps_per_epoch
         # Reach the target after 60 % of the steps (10 mask updates), then let the
         # remaining steps recover quality with the mask fixed. tfmot prunes only on steps
         # that are multiples of `frequency`: an end step it never reaches prunes nothing.

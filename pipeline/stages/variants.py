@@ -53,6 +53,8 @@ class CompressionJob:
     variants: tuple[str, ...] = ALL_VARIANTS
     target_sparsity: float = 0.75
     fine_tune_epochs: int = 6
+    # The most fine-tuning steps in all (each epoch then a shuffled sample of the training rows).
+    fine_tune_steps: int = 6000
     # Pruning has to recover from losing most weights, at a learning rate that depends on the
     # model and data: each candidate fine-tunes its own copy and the best on validation is kept
     # (benchmarks/pruning_learning_rate.py: the training rate, 1e-3, suits models still improving

@@ -190,6 +190,9 @@ def _fine_tuning_lines(compression: dict) -> list[str]:
             continue
         line = (f"`{name}`: {tuning['epochs']} epochs at learning rate {tuning['learning_rate']:g}, "
                 f"kept epoch {tuning['kept_epoch']}")
+        if tuning.get("sampled"):  # a large training split: the --fine-tune-steps budget
+            line += (f" ({tuning['steps']:,} steps in all, {tuning['steps_per_epoch']:,} an epoch, each over a "
+                     f"shuffled sample of {tuning['rows_per_epoch']:,} training rows: the --fine-tune-steps budget)")
         candidates = (details.get("learning_rate_search") or {}).get("candidates")
         if candidates:
             line += " (learning rate chosen on validation PR-AUC: " + ", ".join(
