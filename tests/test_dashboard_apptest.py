@@ -184,6 +184,10 @@ def test_edge_tradeoffs(open_page):
     layers = [frame.value for frame in at.dataframe if "RMSE / scale" in frame.value.columns][0]
     assert list(layers["keras layer"]) == ["dense_0", "dense_1", "probability", "probability"]
     assert list(layers["over the warning level"]) == [False, True, False, False]
+    # int8's calibration-set audit: every set's group changes, the one used named.
+    assert "Calibration set of int8" in _text(at)
+    calibration = [frame.value for frame in at.dataframe if "calibration set" in frame.value.columns][0]
+    assert list(calibration["calibration set"]) == ["representative (used)", "Sex = Female", "Sex = Male"]
     assert len(at.get("image")) == 2  # the run's own trade-off and latency PNGs
 
 
