@@ -174,7 +174,10 @@ def _compression_repair(run_dir: Path, metrics: dict) -> dict:
         }
     selective = compression.get("selective_int8") or {}
     details = (selective.get("details") or {}).get("selective") or {}
-    return {"limit": limit, "variants": variants, "selective_int8": {
+    calibration = (((compression.get("int8") or {}).get("details") or {}).get("calibration")) or {}
+    return {"limit": limit, "variants": variants, "calibration": {
+        "chosen": calibration.get("chosen"),
+        "sets": {row["name"]: row["worst"] for row in calibration.get("sets") or []}}, "selective_int8": {
         "status": selective.get("status"), "reason": selective.get("reason"),
         "validation_worst_int8": (details.get("start") or {}).get("worst"),
         "validation_worst_selective": (details.get("final") or {}).get("worst"),
@@ -205,15 +208,25 @@ def _repair_lines(repair: dict) -> list[str]:
                         f"[{high['interval'][0]:.4f}, {high['interval'][1]:.4f}]") + " | "
                      + ("—" if not layer else f"{layer['keras_layer']} {layer['rmse_over_scale']:.2f}") + " |")
     selective = repair["selective_int8"]
+    fmt = lambda w: ("n/a" if not w or w.get("column") is None  # noqa: E731
+                     else f"{w['metric'].upper()} {w['change']:+.3f} ({w['column']} = {w['group']})")
     if selective.get("status") == "ok":
-        fmt = lambda w: "n/a" if not w or w.get("column") is None else f"{w['metric'].upper()} {w['change']:+.3f}"  # noqa: E731
+        inside = selective["validation_worst_selective"] is not None and \
+            abs(selective["validation_worst_selective"]["change"]) <= limit
         lines += ["", f"selective_int8 on validation: int8 {fmt(selective['validation_worst_int8'])} → "
                       f"{fmt(selective['validation_worst_selective'])}; kept in float: "
                       + (", ".join(f"{s['keras_layer']} ({s['bytes_added']:+,} B, {s['latency_ms_added']:+.4f} ms)"
                                    for s in selective["restored"]) or "nothing")
-                      + f"; {selective['bytes_ratio_to_int8']:.3f}× the int8 bytes."]
+                      + f"; {selective['bytes_ratio_to_int8']:.3f}× the int8 bytes. Target (inside ±{limit} for at "
+                      f"most 1.25× int8's bytes): " + ("met" if inside and selective["bytes_ratio_to_int8"] <= 1.25
+                                                        else "**not met**") + "."]
     elif selective.get("status"):
         lines += ["", f"selective_int8 {selective['status']}: {selective.get('reason')}."]
+    calibration = repair.get("calibration") or {}
+    if calibration.get("sets"):
+        lines += ["", "int8 calibration sets, worst group change on validation: " + "; ".join(
+            f"{name}{' (used)' if name == calibration['chosen'] else ''} {fmt(worst)}"
+            for name, worst in calibration["sets"].items()) + "."]
     return lines
 
 
