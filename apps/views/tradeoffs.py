@@ -213,7 +213,8 @@ with guard("Quantization error by layer"):
             "over the warning level": bool(row.get("over_warning_level")), "TFLite tensor": row.get("tensor_name")}
             for row in measured[variant]["layers"]])
         bars = alt.Chart(frame).mark_bar().encode(
-            x=alt.X("layer:N", sort=None, title="Keras layer (TFLite op)", axis=alt.Axis(labelAngle=-30, labelLimit=240)),
+            x=alt.X("layer:N", sort=None, title="Keras layer (TFLite op)",
+                    axis=alt.Axis(labelAngle=-30, labelLimit=240)),
             y=alt.Y("RMSE / scale:Q", title="RMSE / quantization scale"),
             color=alt.Color("over the warning level:N", scale=alt.Scale(domain=[False, True],
                                                                         range=["#4c78a8", "#d62728"])),
