@@ -144,7 +144,8 @@ def _compression_repair(run_dir: Path, metrics: dict) -> dict:
     selective_int8 did on validation (compression.json)."""
     read = lambda file: json.loads((run_dir / file).read_text()) if (run_dir / file).exists() else {}  # noqa: E731
     audit, flips, layers, compression = read("audit.json"), read("flips.json"), read("layers.json"), read("compression.json")
-    limit = json.loads((run_dir / "manifest.json").read_text())["config"]["gate"]["max_gap_widening"]
+    gate = json.loads((run_dir / "manifest.json").read_text())["config"]["gate"]
+    limit, min_positives = gate["max_gap_widening"], gate["min_positives_per_group"]
     variants = {}
     for variant, columns in (audit.get("compression") or {}).items():
         worst = None
@@ -152,8 +153,13 @@ def _compression_repair(run_dir: Path, metrics: dict) -> dict:
             if column not in audit["settings"]["sensitive_columns"]:
                 continue  # the single columns, as the gate judges them
             for group, cell in table["groups"].items():
+                counts = audit["by_group"][variant][column]["groups"][group]
+                positives = ((counts.get("metrics") or {}).get("positives") or {}).get("value") or 0
+                enough = {"tpr": positives >= min_positives, "fpr": counts["count"] - positives >= min_positives}
                 for metric in ("tpr", "fpr"):
-                    change = ((cell.get("changes") or {}).get(metric) or {}).get("change") if cell["measurable"] else None
+                    # as selective_int8 judges it: a rate with too few positives (negatives) is not judged
+                    change = ((cell.get("changes") or {}).get(metric) or {}).get("change") \
+                        if cell["measurable"] and enough[metric] else None
                     if change is not None and (worst is None or abs(change) > abs(worst["change"])):
                         worst = {"column": column, "group": group, "metric": metric, "change": change}
         flip = (flips.get("variants") or {}).get(variant) or {}
@@ -190,8 +196,9 @@ def _compression_repair(run_dir: Path, metrics: dict) -> dict:
 def _repair_lines(repair: dict) -> list[str]:
     limit = repair["limit"]
     lines = ["", f"When compression hurts (issue 20): worst group change of TPR or FPR against float on the test "
-                 f"split (gate limit ±{limit}), decisions flipped, and the layer with the largest quantization "
-                 "error (RMSE / scale, on validation).", "",
+                 f"split (gate limit ±{limit}; a group's TPR (FPR) counts with at least --min-positives-per-group "
+                 "positives (negatives)), decisions flipped, and the layer with the largest quantization error "
+                 "(RMSE / scale, on validation).", "",
              "| variant | worst group change (test) | flip rate | most-flipped group | worst layer |",
              "|---|---|---|---|---|"]
     for variant, v in repair["variants"].items():
