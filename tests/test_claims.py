@@ -22,8 +22,8 @@ PIPELINE = ROOT / "pipeline"
 
 # The run folder's file names and folders, as pipeline/artifacts.py defines them.
 ARTIFACT_NAME = re.compile(
-    r"^(manifest|metrics|training|compression|audit|mitigation|explanations|gate|deployment)\.json$"
-    r"|^predictions\.csv$|^model_card\.(md|html)$|^(plots|models|analyses|device)/")
+    r"^(manifest|metrics|training|compression|audit|mitigation|explanations|gate|deployment|flips|layers)\.json$"
+    r"|^(predictions|flips)\.csv$|^model_card\.(md|html)$|^(plots|models|analyses|device)/")
 
 
 def _python_files(*folders: Path) -> list[Path]:

@@ -37,6 +37,9 @@ def test_every_variant_converts_and_pruning_reaches_its_target():
         measured = weight_sparsity(results[name].tflite)["sparsity"]
         assert measured == pytest.approx(0.5, abs=0.05), (name, measured)
     assert weight_sparsity(results["int8"].tflite)["sparsity"] < 0.2
+    # no groups to judge calibration sets by: the representative rows, and no audit
+    assert results["int8"].details["converter"]["calibration_set"] == "representative"
+    assert "calibration" not in results["int8"].details
     assert results["pruned_int8"].details["pruned_layers"]
     assert results["qat_int8"].details["quantized_layers"]
     # Fine-tuning keeps its best validation epoch; for pruning, only among the epochs after the
