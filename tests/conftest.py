@@ -4,4 +4,3 @@ import matplotlib
 
 matplotlib.use("Agg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
