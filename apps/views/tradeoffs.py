@@ -9,6 +9,7 @@ from common import contents, fmt, guard, load_json, pick_run, show_plot
 from pipeline import artifacts
 from pipeline import reports_index as index
 from pipeline.stages.deploy import decision_rows
+from pipeline.stages.group_harm import describe
 from pipeline.stages.gate import verdict_label
 
 entry = pick_run("Edge trade-offs")
@@ -254,16 +255,13 @@ with guard("Quantization error by layer"):
         if selective.get("status") != "ok":
             st.caption(f"Not built: {selective.get('reason')}")
         else:
-            def where(judgement):
-                worst = (judgement or {}).get("worst") or {}
-                return ("no measurable group" if worst.get("column") is None else
-                        f"{worst['metric'].upper()} {worst['change']:+.3f} in {worst['column']} = {worst['group']}")
-            st.markdown(f"Worst group change on validation: int8 {where(details.get('start'))} → "
-                        f"selective {where(details.get('final'))} (limit ±{details.get('limit')}); "
+            st.markdown(f"Worst group change on validation: int8 {describe((details.get('start') or {}).get('worst') or {})}"
+                        f" → selective {describe((details.get('final') or {}).get('worst') or {})} "
+                        f"(limit ±{details.get('limit')}); "
                         f"{fmt(details.get('final', {}).get('bytes'))} bytes against int8's {fmt(details.get('int8_bytes'))}.")
             steps = [{"layer kept in float": step.get("keras_layer") or step.get("tensor_name"), "op": step.get("op"),
                       "bytes added": step.get("bytes_added"), "latency added (ms)": step.get("latency_ms_added"),
-                      "worst group change after": where({"worst": step.get("worst_after")}),
+                      "worst group change after": describe(step.get("worst_after") or {}),
                       "float in the file": bool(step.get("float_in_file"))} for step in details.get("restored") or []]
             if steps:
                 st.dataframe(pd.DataFrame(steps), hide_index=True, width="stretch")

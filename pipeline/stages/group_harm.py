@@ -19,6 +19,10 @@ import numpy as np
 from pipeline.metrics import Predictions, choose_threshold
 
 
+# The worst change where no group is measurable.
+NO_GROUP = {"column": None, "group": None, "metric": None, "change": 0.0, "rows": 0}
+
+
 @dataclass(frozen=True)
 class HarmTarget:
     """What the compression child judges candidates against: the validation split's groups, the float model's
@@ -59,12 +63,6 @@ def group_changes(labels: np.ndarray, groups: dict[str, np.ndarray], reference: 
     return changes
 
 
-def worst_change(labels, groups, reference, decisions, min_group_size, min_positives: int = 1) -> dict:
-    """The group with the largest |TPR or FPR change|, or a zero change where no group is measurable."""
-    changes = group_changes(labels, groups, reference, decisions, min_group_size, min_positives)
-    return changes[0] if changes else {"column": None, "group": None, "metric": None, "change": 0.0, "rows": 0}
-
-
 def judge(scores: np.ndarray, labels: np.ndarray, target: HarmTarget) -> dict:
     """A candidate's validation scores judged: its threshold, every group's change and the worst one."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
@@ -72,8 +70,7 @@ def judge(scores: np.ndarray, labels: np.ndarray, target: HarmTarget) -> dict:
     decisions = Predictions(scores, threshold).decisions
     changes = group_changes(labels, target.groups, target.reference_decisions, decisions, target.min_group_size,
                             target.min_positives)
-    worst = changes[0] if changes else {"column": None, "group": None, "metric": None, "change": 0.0, "rows": 0}
-    return {"worst": worst, "threshold": threshold, "changes": changes}
+    return {"worst": changes[0] if changes else NO_GROUP, "threshold": threshold, "changes": changes}
 
 
 def describe(worst: dict) -> str:

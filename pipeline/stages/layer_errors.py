@@ -174,7 +174,7 @@ def layer_error_figure(document: dict):
     labels: list[str] = []
     for table in variants.values():
         for row in table["layers"]:
-            label = f"{row['keras_layer'] or row['tensor_name'][:24]} ({row['op'].lower()})"
+            label = _figure_label(row)
             if label not in labels:
                 labels.append(label)
     figure = Figure(figsize=(min(max(7.0, 0.55 * len(labels) * len(variants) + 3), 22.0), 4.6), layout="constrained")
@@ -182,8 +182,7 @@ def layer_error_figure(document: dict):
     x = np.arange(len(labels))
     bar = 0.8 / len(variants)
     for i, (name, table) in enumerate(variants.items()):
-        values = {f"{row['keras_layer'] or row['tensor_name'][:24]} ({row['op'].lower()})": row["rmse_over_scale"]
-                  for row in table["layers"]}
+        values = {_figure_label(row): row["rmse_over_scale"] for row in table["layers"]}
         heights = np.array([values.get(label) if values.get(label) is not None else np.nan for label in labels])
         ax.bar(x + (i - (len(variants) - 1) / 2) * bar, np.nan_to_num(heights), bar, label=name, color=f"C{i + 1}")
     ax.axhline(WARNING_LEVEL, color="crimson", linestyle="--", linewidth=1.2, label=f"warning level {WARNING_LEVEL}")
@@ -196,3 +195,8 @@ def layer_error_figure(document: dict):
     ax.set_title("Quantization error each layer adds (TensorFlow's quantization debugger, validation rows)",
                  fontsize=10)
     return figure
+
+
+def _figure_label(row: dict) -> str:
+    """A layer's tick label: its Keras name (else the start of its TFLite tensor's) and its op."""
+    return f"{row['keras_layer'] or row['tensor_name'][:24]} ({row['op'].lower()})"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pipeline.artifacts import is_plot, plot_path
 from pipeline.config import FLOAT_MODEL
 from pipeline.stages.gate import mitigation_made_worse
+from pipeline.stages.group_harm import describe
 from pipeline.stages.report.card import Bullets, Heading, Image, Paragraph, Table
 from pipeline.stages.report.explanations import _explanations
 from pipeline.stages.report.formatting import _cell, _change, _estimate, _kilobytes, _number, _value
@@ -105,15 +106,13 @@ def _layer_errors(layers: dict | None, ship: str, plots: list[str]) -> list:
 
 def _calibration_sets(result: dict | None) -> list:
     """The calibration-set audit of int8: each group's change under each calibration set, and the set used."""
-    from pipeline.stages.group_harm import describe
-
     audit = ((result or {}).get("details") or {}).get("calibration")
     if not audit:
         return []
     groups = sorted({group for row in audit["sets"] for group in row["changes"]})
     rows = []
     for row in audit["sets"]:
-        cells = [" / ".join(_change_text(row["changes"].get(group, {}).get(metric)) for metric in ("tpr", "fpr"))
+        cells = [" / ".join(_change({"change": row["changes"].get(group, {}).get(metric)}) for metric in ("tpr", "fpr"))
                  for group in groups]
         rows.append([f"`{row['name']}`" + (" (used)" if row["name"] == audit["chosen"] else ""),
                      _number(row["rows"]), *cells, describe(row["worst"])])
@@ -125,10 +124,6 @@ def _calibration_sets(result: dict | None) -> list:
                "worst group change"], rows)]
 
 
-def _change_text(value) -> str:
-    return "n/a" if value is None else f"{value:+.3f}"
-
-
 def _selective_int8(result: dict | None, deployment: dict | None) -> list:
     """What selective_int8 kept in float, what each layer cost, and whether it still runs on a microcontroller."""
     if not result:
@@ -137,22 +132,15 @@ def _selective_int8(result: dict | None, deployment: dict | None) -> list:
     if result["status"] != "ok":
         return blocks + [Paragraph(f"`selective_int8` was not built: {result.get('reason')}.")]
     details = (result.get("details") or {}).get("selective") or {}
-    start, final = details.get("start") or {}, details.get("final") or {}
-
-    def where(judgement: dict) -> str:
-        worst = judgement.get("worst") or {}
-        if worst.get("column") is None:
-            return "no measurable group"
-        return f"{worst['metric'].upper()} {worst['change']:+.3f} in {worst['column']} = {worst['group']}"
-
+    start, final = (details.get("start") or {}).get("worst") or {}, (details.get("final") or {}).get("worst") or {}
     blocks.append(Paragraph(
-        f"On the validation split, int8's worst group change against the float model was {where(start)} (limit "
-        f"±{details.get('limit')}); keeping the layers below in float makes it {where(final)}"
+        f"On the validation split, int8's worst group change against the float model was {describe(start)} (limit "
+        f"±{details.get('limit')}); keeping the layers below in float makes it {describe(final)}"
         + (", inside the limit." if details.get("within_limit") else ", still outside the limit.")
         + f" Byte budget {_number(details.get('byte_budget'))} ({_number(details.get('int8_bytes'))} for int8)."))
     rows = [[f"`{step.get('keras_layer') or step['tensor_name']}`", step.get("op") or "",
              _number(step.get("rmse_over_scale"), 2), f"{step['bytes_added']:+,}",
-             f"{step['latency_ms_added']:+.4f} ms", where({"worst": step["worst_after"]}),
+             f"{step['latency_ms_added']:+.4f} ms", describe(step["worst_after"]),
              "yes" if step.get("float_in_file") else "NO: the name did not match; still int8"]
             for step in details.get("restored") or []]
     if rows:
