@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import time
@@ -60,7 +61,7 @@ def load_training_split(domain_name: str, *, quick: bool = False):
 
 
 def measure(domain, features, labels, options, *, policy: str, jit_compile: bool, batch_size: int,
-            feed: str = "numpy", epochs: int = 3) -> dict:
+            feed: str = "numpy", epochs: int = 3, min_seconds: float = 0.0) -> dict:
     """Examples per second of `fit` over the training split, after one compiling epoch."""
     import keras
 
@@ -79,19 +80,34 @@ def measure(domain, features, labels, options, *, policy: str, jit_compile: bool
         else:
             arguments = (features, labels.astype("float32"))
             fit = dict(batch_size=batch_size, verbose=0, class_weight=class_weights)
-        started = time.perf_counter()
-        model.fit(*arguments, epochs=1, **fit)  # compile and warm up
-        first_epoch = time.perf_counter() - started
-        started = time.perf_counter()
-        model.fit(*arguments, epochs=epochs, **fit)
-        seconds = time.perf_counter() - started
+        measured = timed_fit(model, arguments, fit, rows=len(features), epochs=epochs, min_seconds=min_seconds)
         xla_used = bool(model.jit_compile)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    return {"examples_per_second": round(len(features) * epochs / seconds, 1),
-            "first_epoch_seconds": round(first_epoch, 2), "examples": int(len(features)), "epochs": epochs,
-            "batch_size": batch_size, "feed": feed, "policy": policy, "xla_used": xla_used,
+    return {**measured, "batch_size": batch_size, "feed": feed, "policy": policy, "xla_used": xla_used,
             "augmentation": getattr(domain.augmentation(), "__name__", None) if feed == "tf.data" else None}
+
+
+def timed_fit(model, arguments: tuple, fit: dict, *, rows: int, epochs: int = 1, min_seconds: float = 0.0) -> dict:
+    """Examples per second of `model.fit(*arguments, **fit)` after one compiling epoch.
+
+    Times at least `epochs` epochs, and more until at least `min_seconds` have passed: an epoch
+    of a small model on a GPU takes a few hundredths of a second, too short to time alone.
+    """
+    started = time.perf_counter()
+    model.fit(*arguments, epochs=1, **fit)  # compile and warm up
+    first_epoch = time.perf_counter() - started
+    started = time.perf_counter()
+    model.fit(*arguments, epochs=1, **fit)  # the first timed epoch also sizes the rest
+    seconds = time.perf_counter() - started
+    more = max(epochs - 1, math.ceil(min_seconds / max(seconds, 1e-6)) - 1)
+    if more > 0:
+        started = time.perf_counter()
+        model.fit(*arguments, epochs=more, **fit)
+        seconds += time.perf_counter() - started
+    timed_epochs = 1 + more
+    return {"examples_per_second": round(rows * timed_epochs / seconds, 1), "first_epoch_seconds": round(first_epoch, 2),
+            "timed_seconds": round(seconds, 2), "examples": int(rows), "epochs": timed_epochs}
 
 
 def settings_for(backend: str) -> list[tuple[str, str, bool]]:
@@ -115,6 +131,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--domain", action="append", choices=domain_names())
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per setting, after one warm-up epoch")
+    parser.add_argument("--min-seconds", type=float, default=2.0,
+                        help="time more epochs until at least this long has passed (short GPU epochs are noisy)")
     parser.add_argument("--quick", action="store_true", help="the --quick data size instead of the full default data")
     parser.add_argument("--output", type=Path, help="results file (default: benchmarks/results/training-throughput"
                                                     "[-gpu].json by the device)")
@@ -134,7 +152,8 @@ def main() -> None:
             key = setting_name(feed, policy, jit)
             try:
                 measured = measure(domain, features, labels, options, policy=policy, jit_compile=jit,
-                                   batch_size=runtime.batch_size, feed=feed, epochs=arguments.epochs)
+                                   batch_size=runtime.batch_size, feed=feed, epochs=arguments.epochs,
+                                   min_seconds=arguments.min_seconds)
             except Exception as error:  # one setting a backend cannot run is recorded, not fatal
                 measured = {"error": f"{type(error).__name__}: {error}"[:500]}
                 print(f"{name:12s} {key:50s} failed: {measured['error']}", flush=True)
@@ -152,7 +171,7 @@ def _write(results: dict, device: str, backend: str, keras_version: str, argumen
     output = {
         "case": "training-throughput-gpu" if accelerator else "training-throughput",
         "command": f"KERAS_BACKEND={backend} python -m benchmarks.training_throughput"
-                   + (" --quick" if arguments.quick else "") + f" --epochs {arguments.epochs}",
+                   + (" --quick" if arguments.quick else "") + f" --epochs {arguments.epochs} --min-seconds {arguments.min_seconds:g}",
         "measured_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "device": device,
                     "backend": backend, "keras": keras_version},

@@ -141,8 +141,10 @@ class SentimentDomain(Domain):
     batch_size = BATCH_SIZE
     # Measured on an H200 (JAX backend, XLA on, BENCHMARKS.md "training-throughput-gpu"): the
     # word CNN trains 15-18x slower in mixed_float16 than in float32 (about 6,400 against
-    # 93,000-118,000 reviews a second), where the other domains gain up to 19 %. Likely cause:
-    # the embedding's gradient is a scatter-add, slow in 16-bit on a GPU.
+    # 93,000-118,000 reviews a second), where the other domains gain up to 19 %. The cause is
+    # not found yet. It is not the embedding's gradient: Keras 3's Embedding reads its table in
+    # float32 (autocast off) and casts only the gathered rows. benchmarks/sentiment_mixed_precision.py
+    # takes the model apart piece by piece, in float32 and 16-bit; it needs a lent GPU to run.
     mixed_precision_on_accelerator = False
     model_builder = staticmethod(build_text_model)
     options = (
