@@ -19,7 +19,8 @@ import sys
 import traceback
 
 from pipeline import __version__
-from pipeline.config import (ALL_VARIANTS, INCONCLUSIVE_POLICIES, PRUNING_LEARNING_RATES, THRESHOLD_RULES, GateThresholds,
+from pipeline.config import (ALL_VARIANTS, INCONCLUSIVE_POLICIES, PRUNING_LEARNING_RATES, SPARSITY_ALLOCATIONS,
+                             THRESHOLD_RULES, GateThresholds,
                              RunConfig)
 from pipeline.console import set_verbose, verbose
 from pipeline.errors import EXIT_BAD_INPUT, EXIT_CRASH, EXIT_GATE_FAILED, EXIT_OK, InputError
@@ -106,6 +107,11 @@ def _add_training_and_compression(run: argparse.ArgumentParser, defaults: RunCon
                              metavar="VARIANT", help=f"variants to build, among: {' '.join(ALL_VARIANTS)}")
     compression.add_argument("--target-sparsity", type=float, default=defaults.target_sparsity,
                              help="share of weights magnitude pruning sets to zero")
+    compression.add_argument("--sparsity-allocation", choices=SPARSITY_ALLOCATIONS,
+                             default=defaults.sparsity_allocation,
+                             help="how the target sparsity is spread over layers: 'sensitivity' scans each layer on "
+                                  "validation and prunes the layers that miss weights least hardest; 'uniform' "
+                                  "prunes every layer to the target (default %(default)s)")
     compression.add_argument("--fine-tune-epochs", type=int, default=defaults.fine_tune_epochs,
                              help="epochs of pruning / quantization-aware fine-tuning")
     compression.add_argument("--fine-tune-steps", type=int, default=defaults.fine_tune_steps,
@@ -222,7 +228,7 @@ def _config(arguments: argparse.Namespace, domain: str, *, own_options_only: boo
         epochs=arguments.epochs, batch_size=arguments.batch_size, seed=arguments.seed,
         max_rows=arguments.max_rows, variants=tuple(arguments.variants), options=options,
         target_sparsity=arguments.target_sparsity, fine_tune_epochs=arguments.fine_tune_epochs,
-        fine_tune_steps=arguments.fine_tune_steps,
+        fine_tune_steps=arguments.fine_tune_steps, sparsity_allocation=arguments.sparsity_allocation,
         pruning_learning_rate=arguments.pruning_learning_rate,
         quantization_aware_learning_rate=arguments.quantization_aware_learning_rate, per_channel_dense=arguments.per_channel_dense,
         ship_variant=arguments.ship_variant, targets=tuple(arguments.targets), threshold_rule=arguments.threshold_rule,

@@ -40,6 +40,8 @@ FLOAT_MODEL = "keras_float"
 # The learning rates the pruning fine-tune tries, unless --pruning-learning-rate names one: each
 # prunes its own copy and the best on validation is kept (pipeline.stages.compress).
 PRUNING_LEARNING_RATES: tuple[float, ...] = (1e-3, 1e-4)
+# How --target-sparsity is spread over the pruned layers (pipeline/stages/pruning_sensitivity.py).
+SPARSITY_ALLOCATIONS: tuple[str, ...] = ("sensitivity", "uniform")
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class RunConfig:
     # Compression
     variants: tuple[str, ...] = ALL_VARIANTS
     target_sparsity: float = 0.75
+    # How the target sparsity is spread over layers: "sensitivity" (a scan on validation) or "uniform".
+    sparsity_allocation: str = "sensitivity"
     fine_tune_epochs: int = 6
     # Fine-tuning (pruning, QAT, PQAT) runs at most this many steps in all: on a large training split each
     # epoch is a fresh shuffled sample of it, not a pass over every row.
@@ -158,6 +162,9 @@ class RunConfig:
                 f"option --target-sparsity is {self.target_sparsity}, expected a fraction between 0 and 1",
                 fix="pass for example --target-sparsity 0.75",
             )
+        if self.sparsity_allocation not in SPARSITY_ALLOCATIONS:
+            raise InputError(f"option --sparsity-allocation is {self.sparsity_allocation!r}, expected one of "
+                             f"{', '.join(SPARSITY_ALLOCATIONS)}", fix="pass --sparsity-allocation sensitivity")
         if self.threshold_rule is not None and self.threshold_rule not in THRESHOLD_RULES:
             raise InputError(f"option --threshold-rule is {self.threshold_rule!r}, expected one of "
                              f"{', '.join(THRESHOLD_RULES)}",

@@ -253,7 +253,26 @@ def _compress_variants(config: RunConfig, domain: Domain, data: DomainData, runt
     folder.write_json(artifacts.COMPRESSION, {name: v.summary() for name, v in variants.items()},
                       role="compression")
     _write_layer_errors(folder, progress, variants)
+    _write_pruning_sensitivity(folder, progress, variants)
     return variants
+
+
+def _write_pruning_sensitivity(folder: artifacts.RunFolder, progress: Progress, variants: dict) -> None:
+    """The figure of pruned_int8's sensitivity scan, and a line on how its sparsity was spread over layers."""
+    from pipeline.stages import pruning_sensitivity
+
+    result = variants.get("pruned_int8")
+    allocation = (result.details.get("sparsity_allocation") if result is not None and result.status == "ok"
+                  else None)
+    if not allocation:
+        return
+    if allocation["method"] == "sensitivity":
+        progress("  pruned_int8: sparsity per layer by sensitivity: " + ", ".join(
+            f"{name} {level:.0%}" for name, level in allocation["sparsity"].items())
+            + f" ({allocation['overall']:.1%} of the pruned weights)")
+    figure = pruning_sensitivity.sensitivity_figure(allocation)
+    if figure is not None:
+        folder.write_figure("pruning_sensitivity", figure)
 
 
 def _write_layer_errors(folder: artifacts.RunFolder, progress: Progress, variants: dict) -> None:
@@ -503,7 +522,7 @@ def compression_job(config: RunConfig, domain: Domain, data: DomainData, trained
                                                                config.seed)],
         validation_features=validation_x, validation_labels=data.validation.labels, variants=config.variants,
         target_sparsity=config.target_sparsity, fine_tune_epochs=config.fine_tune_epochs,
-        fine_tune_steps=config.fine_tune_steps,
+        fine_tune_steps=config.fine_tune_steps, sparsity_allocation=config.sparsity_allocation,
         pruning_learning_rates=config.pruning_learning_rates(),
         quantization_aware_learning_rate=config.quantization_aware_learning_rate,
         per_channel_dense=config.per_channel_dense, batch_size=batch_size, seed=config.seed,

@@ -41,6 +41,10 @@ def test_every_variant_converts_and_pruning_reaches_its_target():
     assert results["int8"].details["converter"]["calibration_set"] == "representative"
     assert "calibration" not in results["int8"].details
     assert results["pruned_int8"].details["pruned_layers"]
+    # the target is spread over the layers by a sensitivity scan on validation, and reached over their weights
+    allocation = results["pruned_int8"].details["sparsity_allocation"]
+    assert allocation["method"] == "sensitivity" and set(allocation["sparsity"]) == {"hidden_0", "probability"}
+    assert allocation["overall"] >= 0.5
     assert results["qat_int8"].details["quantized_layers"]
     # Fine-tuning keeps its best validation epoch; for pruning, only among the epochs after the
     # mask reached its target (the sparsity asserted above is that of the kept weights).
@@ -107,6 +111,7 @@ def test_fine_tuning_is_budgeted_in_steps_and_pruning_still_reaches_its_target()
     validation = rng.normal(size=(200, 8)).astype(np.float32)
     job, _, _ = _job(tiny_models.tiny_mlp, ("pruned_int8", "qat_int8"), target_sparsity=0.5, batch_size=16,
                      fine_tune_epochs=2, fine_tune_steps=40, pruning_learning_rates=(1e-3,),
+                     sparsity_allocation="uniform",
                      validation_features=validation,
                      validation_labels=(validation[:, 0] + 0.5 * validation[:, 1] > 0.8).astype(np.int64))
     results = compress(job, progress=lambda _: None)   # 600 rows / 16 = 38 steps a full pass
@@ -117,4 +122,8 @@ def test_fine_tuning_is_budgeted_in_steps_and_pruning_still_reaches_its_target()
         assert fine_tuning["rows_per_epoch"] == 320
     pruning = results["pruned_int8"].details
     assert pruning["total_steps"] == 40 and pruning["end_step"] <= 40
+    assert pruning["sparsity_allocation"] == {"method": "uniform", "target": 0.5,
+                                              "because": "asked for (--sparsity-allocation uniform)"}
+    assert pruning["layer_sparsity_after_fine_tuning"] == pytest.approx({"hidden_0": 0.5, "probability": 0.5},
+                                                                        abs=0.07)
     assert weight_sparsity(results["pruned_int8"].tflite)["sparsity"] == pytest.approx(0.5, abs=0.05)

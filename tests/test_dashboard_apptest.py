@@ -175,10 +175,11 @@ def test_edge_tradeoffs(open_page):
     assert table.loc["pruned_int8", "Pareto (size, quality)"] and not table.loc["int8", "Pareto (size, quality)"]
     assert table.loc["pruned_int8", "sparsity"] == pytest.approx(0.75)
     assert table.loc["int8", "same decisions as float"] == pytest.approx(0.9981)
-    assert _charts(at) == 4  # trade-off with the Pareto front, latency, agreement, quantization error by layer
+    # trade-off with the Pareto front, latency, agreement, quantization error by layer, pruning sensitivity
+    assert _charts(at) == 5
     for axis in at.radio(key="tradeoff_axis").options:
         at.radio(key="tradeoff_axis").set_value(axis).run()
-        assert not at.exception and _charts(at) == 4
+        assert not at.exception and _charts(at) == 5
     # Where quantization errs: the shipped int8's layers by Keras name, the one over the warning level marked.
     assert at.selectbox(key="layers_variant").value == "int8"
     layers = [frame.value for frame in at.dataframe if "RMSE / scale" in frame.value.columns][0]
@@ -188,6 +189,11 @@ def test_edge_tradeoffs(open_page):
     assert "Calibration set of int8" in _text(at)
     calibration = [frame.value for frame in at.dataframe if "calibration set" in frame.value.columns][0]
     assert list(calibration["calibration set"]) == ["representative (used)", "Sex = Female", "Sex = Male"]
+    # pruned_int8's sparsity per layer, from the sensitivity scan: the small output layer kept densest.
+    pruning = [frame.value for frame in at.dataframe if "sparsity given" in frame.value.columns][0]
+    assert dict(zip(pruning["layer"], pruning["sparsity given"])) == {"dense_0": 0.8, "dense_1": 0.6,
+                                                                      "probability": 0.3}
+    assert "76.4% of the pruned weights are zero (target 75%)" in _text(at)
     assert len(at.get("image")) == 2  # the run's own trade-off and latency PNGs
 
 

@@ -27,7 +27,7 @@ PAGES = [
     ("Edge trade-offs", "Every variant, run in LiteRT", [
         "the variant chosen to ship", "Variant qat_int8 was not built: converter crashed (exit 139)",
         "(no other variant is smaller or faster with an equal or better", "Latency (LiteRT, 1 thread)",
-        "Where quantization error comes from"]),
+        "Where quantization error comes from", "How pruning was spread over the layers"]),
     ("Fairness", "What compression did to each group", [
         "Metrics by Sex", "Disparities", "Mitigation: before and after", "as error bars", "Which decisions flipped",
         "Flip ledger (flips.csv)", "closest to the float model's threshold first"]),

@@ -249,6 +249,28 @@ def test_int8_says_where_it_errs_which_rows_calibrated_it_and_what_selective_int
     assert "### Where quantization error comes from" in card and "### Selective int8" in card
 
 
+def test_pruning_is_spread_over_the_layers_by_a_sensitivity_scan(finished_run):
+    name, config, outcome = finished_run
+    compression = json.loads((outcome.run_dir / artifacts.COMPRESSION).read_text())
+    pruned = compression["pruned_int8"]["details"]
+    allocation = pruned["sparsity_allocation"]
+    assert allocation["method"] == "sensitivity", allocation
+    # every scanned layer got a scanned level, and the pruned weights reach the target overall
+    assert set(allocation["sparsity"]) == set(allocation["scan"]) == set(allocation["weights"])
+    for layer, level in allocation["sparsity"].items():
+        assert f"{level:g}" in allocation["scan"][layer], (layer, level)
+    weighted = sum(allocation["sparsity"][n] * allocation["weights"][n] for n in allocation["weights"]) / sum(
+        allocation["weights"].values())
+    assert weighted == pytest.approx(allocation["overall"], abs=1e-3) and weighted >= config.target_sparsity - 1e-6
+    # the pruned model holds the levels given: each layer's kernel sparsity after fine-tuning
+    for layer, level in allocation["sparsity"].items():
+        assert pruned["layer_sparsity_after_fine_tuning"][layer] == pytest.approx(level, abs=0.02), layer
+    assert compression["pqat_int8"]["details"]["pruning"]["sparsity_allocation"] == allocation
+    card = (outcome.run_dir / artifacts.MODEL_CARD_MARKDOWN).read_text()
+    assert "### How pruning was spread over the layers" in card
+    assert (outcome.run_dir / artifacts.plot_path("pruning_sensitivity")).is_file()
+
+
 def test_model_card_has_every_section_and_the_gate(finished_run):
     name, config, outcome = finished_run
     card = (outcome.run_dir / artifacts.MODEL_CARD_MARKDOWN).read_text()

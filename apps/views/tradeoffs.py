@@ -268,6 +268,39 @@ with guard("Quantization error by layer"):
             else:
                 st.caption(f"No layer kept in float: {details.get('stopped')}.")
 
+with guard("Pruning sensitivity"):
+    pruned = (load_json(entry, artifacts.COMPRESSION) or {}).get("pruned_int8") or {}
+    allocation = (pruned.get("details") or {}).get("sparsity_allocation") or {}
+    if pruned.get("status") == "ok" and allocation.get("method") == "sensitivity" and allocation.get("scan"):
+        st.subheader("How pruning was spread over the layers", anchor="pruning")
+        curves = pd.DataFrame([{"layer": name, "sparsity": float(level), "score": score,
+                                "given": float(level) == allocation["sparsity"][name]}
+                               for name, curve in allocation["scan"].items() for level, score in curve.items()])
+        metric = str(allocation.get("metric", "pr_auc")).replace("_", "-").upper()
+        lines = alt.Chart(curves).mark_line(point=True).encode(
+            x=alt.X("sparsity:Q", title="sparsity of that layer alone", axis=alt.Axis(format="%")),
+            y=alt.Y("score:Q", title=f"validation {metric}", scale=alt.Scale(zero=False)),
+            color=alt.Color("layer:N"), tooltip=["layer", alt.Tooltip("sparsity:Q", format=".0%"),
+                                                 alt.Tooltip("score:Q", format=".4f")])
+        given = alt.Chart(curves[curves["given"]]).mark_point(shape="diamond", size=180, filled=True,
+                                                               stroke="black").encode(
+            x="sparsity:Q", y="score:Q", color="layer:N",
+            tooltip=["layer", alt.Tooltip("sparsity:Q", format=".0%", title="sparsity given")])
+        st.altair_chart(alt.layer(lines, given).properties(height=320), width="stretch")
+        st.caption(f"Each layer pruned alone, by magnitude and without fine-tuning, on {allocation.get('rows', '?')} "
+                   f"validation rows; a diamond marks the sparsity it was given. {allocation.get('overall', 0):.1%} "
+                   f"of the pruned weights are zero (target {allocation.get('target', 0):.0%}): the layers that "
+                   "miss weights least are pruned hardest. pqat_int8 starts from the same pruned model.")
+        after = (pruned.get("details") or {}).get("layer_sparsity_after_fine_tuning") or {}
+        st.dataframe(pd.DataFrame([{"layer": name, "weights": (allocation.get("weights") or {}).get(name),
+                                    "sparsity given": level, "drop pruned alone": (allocation.get("drops") or {}).get(name),
+                                    "sparsity after fine-tuning": after.get(name)}
+                                   for name, level in allocation["sparsity"].items()]),
+                     hide_index=True, width="stretch",
+                     column_config={"sparsity given": st.column_config.NumberColumn(format="percent"),
+                                    "sparsity after fine-tuning": st.column_config.NumberColumn(format="percent"),
+                                    "drop pruned alone": st.column_config.NumberColumn(format="%.4f")})
+
 with guard("The gate checks"):
     st.subheader("Gate", anchor="gate")
     checks = entry.gate.get("checks") or []

@@ -29,6 +29,9 @@ from pipeline.stages.twin import build_with_weights, max_output_difference
 from pipeline.stages.variants import CompressionJob, VariantResult
 
 
+# Validation rows the pruning sensitivity scan scores on (a seeded sample of larger splits).
+SENSITIVITY_ROWS = 20000
+
 # Post-training full-integer quantization: int8 weights and activations, calibrated on representative rows.
 FULL_INTEGER = {"optimizations": "DEFAULT", "representative_data": True, "supported_ops": "TFLITE_BUILTINS_INT8"}
 
@@ -274,8 +277,7 @@ class VariantBuilder:
         steps_per_epoch = min(full_pass, max(1, job.fine_tune_steps // epochs))
         return epochs, steps_per_epoch, full_pass
 
-    def _pruning_schedule(self):
-        job = self.job
+    def _pruning_schedule(self, final_sparsity: float):
         epochs, steps_per_epoch, _ = self._fine_tuning_plan()
         total_steps = epochs * steps_per_epoch
         # Reach the target after 60 % of the steps (10 mask updates), then let the
@@ -285,7 +287,7 @@ class VariantBuilder:
         updates = max(1, min(10, int(0.6 * total_steps) // frequency))
         end_step = frequency * updates
         schedule = self.tfmot.sparsity.keras.PolynomialDecay(
-            initial_sparsity=0.0, final_sparsity=job.target_sparsity,
+            initial_sparsity=0.0, final_sparsity=final_sparsity,
             begin_step=0, end_step=end_step, frequency=frequency)
         return schedule, {"schedule": "polynomial_decay", "begin_step": 0, "end_step": end_step,
                           "frequency": frequency, "total_steps": total_steps}
@@ -301,27 +303,34 @@ class VariantBuilder:
         from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
 
         sparsity = self.tfmot.sparsity.keras
-        schedule, schedule_details = self._pruning_schedule()
+        layer_sparsity, allocation = self._layer_sparsity()
+        schedule, schedule_details = self._pruning_schedule(self.job.target_sparsity)
         rates = self.job.pruning_learning_rates if self.job.validation_features is not None \
             else self.job.pruning_learning_rates[:1]
         tried: dict[float, tuple[Any, dict]] = {}
         for rate in rates:
-            pruned_layers, skipped_layers = [], {}
+            pruned_layers, skipped_layers, kept_dense = [], {}, []
 
             def wrap(layer):
                 if not layer.weights:
                     return layer
-                if PruneRegistry.supports(layer):
-                    pruned_layers.append(layer.name)
-                    return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
-                skipped_layers[layer.name] = f"tfmot cannot prune {type(layer).__name__} layers"
-                return layer
+                if not PruneRegistry.supports(layer):
+                    skipped_layers[layer.name] = f"tfmot cannot prune {type(layer).__name__} layers"
+                    return layer
+                level = layer_sparsity.get(layer.name, self.job.target_sparsity)
+                if level <= 0.0:
+                    kept_dense.append(layer.name)
+                    return layer
+                pruned_layers.append(layer.name)
+                layer_schedule = schedule if level == self.job.target_sparsity else self._pruning_schedule(level)[0]
+                return sparsity.prune_low_magnitude(layer, pruning_schedule=layer_schedule)
 
             model = self.keras.models.clone_model(self.twin(), clone_function=wrap)
             if not pruned_layers:
                 raise RuntimeError("no layer of this model can be pruned by tfmot")
-            self.report(f"pruning {len(pruned_layers)} layers to {self.job.target_sparsity:.0%} sparsity while "
-                        f"fine-tuning at learning rate {rate:g}"
+            self.report(f"pruning {len(pruned_layers)} layers to {self.job.target_sparsity:.0%} sparsity "
+                        + ("overall (per layer by sensitivity) " if allocation["method"] == "sensitivity" else "")
+                        + f"while fine-tuning at learning rate {rate:g}"
                         + (f" ({len(tried) + 1} of {len(rates)})" if len(rates) > 1 else ""))
             training = self._fine_tune(model, [sparsity.UpdatePruningStep()], learning_rate=rate,
                                        eligible_from_step=schedule_details["end_step"])
@@ -331,8 +340,13 @@ class VariantBuilder:
                 **schedule_details,
                 "fine_tuning": training,
                 "pruned_layers": pruned_layers,
+                "kept_dense_layers": kept_dense,
                 "skipped_layers": skipped_layers,
-                "sparsity_after_fine_tuning": _kernel_sparsity(stripped, pruned_layers),
+                "sparsity_allocation": allocation,
+                "sparsity_after_fine_tuning": _kernel_sparsity(stripped, pruned_layers + kept_dense),
+                "layer_sparsity_after_fine_tuning": {
+                    name: value for name in pruned_layers + kept_dense
+                    if (value := _kernel_sparsity(stripped, [name])) is not None},  # none for BatchNormalization
             })
         chosen = max(rates, key=lambda rate: _kept_validation_score(tried[rate][1]["fine_tuning"]))
         stripped, details = tried[chosen]
@@ -349,6 +363,61 @@ class VariantBuilder:
                                                "chosen_because": "the first candidate (no validation split given)"}
         self._pruned = (stripped, details)
         return self._pruned
+
+    def _layer_sparsity(self) -> tuple[dict[str, float], dict]:
+        """Each prunable layer's final sparsity and how it was chosen (pruning_sensitivity.py).
+
+        "sensitivity": each layer pruned alone, by magnitude, to each scanned level on the validation split
+        (PR-AUC, as fine-tuning keeps its best epoch by), and the levels allocated so that the weights pruned
+        overall reach the target. "uniform": the target for every layer ({} here), where the job asks for it,
+        has no validation split with both classes, or no layer can be scanned."""
+        from sklearn.metrics import average_precision_score
+        from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
+
+        from pipeline.stages import pruning_sensitivity
+
+        job = self.job
+        uniform = {"method": "uniform", "target": job.target_sparsity}
+        if job.sparsity_allocation == "uniform":
+            return {}, {**uniform, "because": "asked for (--sparsity-allocation uniform)"}
+        labels = None if job.validation_labels is None else np.asarray(job.validation_labels).reshape(-1)
+        if job.validation_features is None or labels is None or len(np.unique(labels)) < 2:
+            return {}, {**uniform, "because": "no validation split with both classes to scan on"}
+        model = self.twin()
+        variables = {}
+        for layer in model.layers:
+            if not layer.weights or not PruneRegistry.supports(layer) or PruneRegistry._is_rnn_layer(layer) \
+                    or PruneRegistry._is_mha_layer(layer):
+                continue
+            names = PruneRegistry._weight_names(layer)
+            if names:
+                variables[layer.name] = [getattr(layer, name) for name in names]
+        if not variables:
+            return {}, {**uniform, "because": "no layer whose pruned weights the scan can set"}
+        rows = np.random.default_rng(job.seed).permutation(len(labels))[:SENSITIVITY_ROWS] \
+            if len(labels) > SENSITIVITY_ROWS else np.arange(len(labels))
+        features, labels = job.validation_features[rows], labels[rows]
+
+        def set_weights(name: str, arrays: list[np.ndarray]) -> None:
+            for variable, array in zip(variables[name], arrays):
+                variable.assign(array)
+
+        def score() -> float:
+            scores = model.predict(features, batch_size=max(job.batch_size, 1024), verbose=0).reshape(-1)
+            return float(average_precision_score(labels, scores))
+
+        levels = tuple(sorted(set(pruning_sensitivity.LEVELS) | {job.target_sparsity}))
+        measured = pruning_sensitivity.scan({name: [np.array(v.numpy()) for v in vs] for name, vs in variables.items()},
+                                            set_weights, score, levels=levels, report=self.report)
+        sizes = {name: int(sum(np.size(v.numpy()) for v in vs)) for name, vs in variables.items()}
+        allocation = pruning_sensitivity.allocate(measured, sizes, job.target_sparsity)
+        return allocation["sparsity"], {
+            "method": "sensitivity", "target": job.target_sparsity, "overall": allocation["overall"],
+            "tolerance": allocation["tolerance"], "sparsity": allocation["sparsity"],
+            "drops": allocation["drops"], "weights": sizes, "rows": int(len(labels)), "metric": "pr_auc",
+            "dense_score": round(measured["dense"], 5),
+            "scan": {name: {f"{level:g}": round(value, 5) for level, value in curve.items()}
+                     for name, curve in measured["layers"].items()}}
 
     def _quantization_aware(self, name: str, base_model, *, preserve_sparsity: bool, details: dict) -> VariantResult:
         from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (

@@ -52,6 +52,9 @@ class CompressionJob:
     twin_model_options: dict = field(default_factory=dict)
     variants: tuple[str, ...] = ALL_VARIANTS
     target_sparsity: float = 0.75
+    # "sensitivity": per-layer sparsity from a scan on validation, the target reached over all pruned weights
+    # (pruning_sensitivity.py); "uniform": every layer at the target.
+    sparsity_allocation: str = "sensitivity"
     fine_tune_epochs: int = 6
     # The most fine-tuning steps in all (each epoch then a shuffled sample of the training rows).
     fine_tune_steps: int = 6000

@@ -71,6 +71,34 @@ def _every_variant(headline: str, ship: str, metrics: dict, compression: dict, p
     if fine_tuned:
         blocks += [Paragraph("How the fine-tuned variants were trained (each keeps its best validation epoch):"),
                    Bullets(fine_tuned)]
+    blocks += _pruning_allocation(compression.get("pruned_int8"), plots)
+    return blocks
+
+
+def _pruning_allocation(result: dict | None, plots: list[str]) -> list:
+    """How pruned_int8's target sparsity was spread over its layers: the sensitivity scan's choice per layer."""
+    details = (result or {}).get("details") or {}
+    allocation = details.get("sparsity_allocation")
+    if (result or {}).get("status") != "ok" or not allocation:
+        return []
+    if allocation["method"] != "sensitivity":
+        return [Paragraph(f"Pruning: every layer to {allocation['target']:.0%} sparsity ({allocation['because']}).")]
+    after = details.get("layer_sparsity_after_fine_tuning") or {}
+    rows = [[f"`{name}`", f"{allocation['weights'][name]:,}", f"{level:.0%}",
+             _number(allocation["scan"][name][f"{level:g}"], 4), _number(allocation["drops"][name], 4),
+             "—" if after.get(name) is None else f"{after[name]:.0%}"]
+            for name, level in allocation["sparsity"].items()]
+    blocks: list = [Heading(3, "How pruning was spread over the layers"), Paragraph(
+        f"A sensitivity scan on {allocation['rows']:,} validation rows pruned each layer alone, by magnitude and "
+        f"without fine-tuning, to each level and scored the model ({allocation['metric'].replace('_', '-').upper()}"
+        f", {_number(allocation['dense_score'], 4)} unpruned). Each layer got the highest level it tolerates, "
+        f"with the layers that miss weights most stepped back down, so that {allocation['overall']:.1%} of the "
+        f"pruned weights are zero against a target of {allocation['target']:.0%}. `pqat_int8` starts from the "
+        "same pruned model."),
+        Table(["layer", "weights", "sparsity given", "score pruned alone", "drop", "sparsity after fine-tuning"],
+              rows)]
+    if plot_path("pruning_sensitivity") in plots:
+        blocks.append(Image(plot_path("pruning_sensitivity"), "pruning sensitivity per layer"))
     return blocks
 
 
@@ -186,7 +214,9 @@ def _fine_tuning_lines(compression: dict) -> list[str]:
             line += " (learning rate chosen on validation PR-AUC: " + ", ".join(
                 f"{rate} → {value['validation_pr_auc']:.4f}" for rate, value in candidates.items()) + ")"
         if "target_sparsity" in details:
-            line += f"; pruned to {details['target_sparsity']:.0%} sparsity"
+            allocated = (details.get("sparsity_allocation") or {}).get("method") == "sensitivity"
+            line += f"; pruned to {details['target_sparsity']:.0%} sparsity" + (
+                " overall, spread over the layers by sensitivity (below)" if allocated else "")
         if "pruning" in details:
             line += "; starts from the pruned model of `pruned_int8`"
         lines.append(line + ".")
