@@ -173,10 +173,12 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
         ship = deployment["decision"]["ship_variant"]
         shipping_config = dataclasses.replace(config, ship_variant=ship)  # what the later stages read
     with progress.stage("explain"):
+        shipped = ship if ship in evaluations else None
+        candidates = _explained_candidates(domain, deployment, ship=shipped)
         explanation = _explain(config, domain, data, folder, float_model.predict, float_model.predictions,
-                               inputs.train_x, inputs.test_x, ship_variant=ship if ship in evaluations else None,
+                               inputs.train_x, inputs.test_x, ship_variant=shipped, candidates=candidates,
                                lite_model=LiteRTModel)
-        explanation = _write_explanation(config, domain, data, folder, progress, explanation)
+        explanation = _write_explanation(config, domain, data, folder, progress, explanation, ship=shipped)
     with progress.stage("audit"):
         audit, mitigation, flips = _audit(config, data, folder, progress, float_model, predictions, deployment,
                                    ship=ship, built=ship in evaluations)
@@ -347,14 +349,18 @@ def _evaluate_variants(config: RunConfig, domain: Domain, data: DomainData, fold
 
 
 def _write_explanation(config: RunConfig, domain: Domain, data: DomainData, folder: artifacts.RunFolder,
-                       progress: Progress, explanation: dict) -> dict:
+                       progress: Progress, explanation: dict, *, ship: str | None = None) -> dict:
     """Writes an explanation (explanations.json, without its arrays, with its drift by group) and its figures;
-    returns what was written."""
+    returns what was written. The drift covers every explained model; the rest (figures, per-model results)
+    only the float model and the shipped variant."""
     from pipeline.stages import explain as explain_stage
     from pipeline.stages.explanation_drift import explanation_drift
 
-    explanation["drift_by_group"] = explanation_drift(explanation, data.test.groups,
-                                                      min_agreement=config.min_explanation_agreement)
+    drift = explanation_drift(explanation, data.test.groups, min_agreement=config.min_explanation_agreement)
+    if "models" in drift:
+        drift["shipped"] = ship
+    explanation = explain_stage.only_models(explanation, [explanation["reference"], *([ship] if ship else [])])
+    explanation["drift_by_group"] = drift
     for name, drift in explanation["drift_by_group"].get("models", {}).items():
         flagged = ", ".join(f"{item['column']} = {item['group']}" if item["column"] else item["group"]
                             for item in drift["flagged"])
@@ -552,10 +558,21 @@ def representative_row_ids(labels: np.ndarray, rows: int, seed: int) -> np.ndarr
     return np.sort(chosen)
 
 
+def _explained_candidates(domain: Domain, deployment: dict, *, ship: str | None) -> list[str]:
+    """The other variants that could have shipped (fit every named target, no failed check on validation), in the
+    deployment order: their explanations are compared with the float model's too (explanation drift), except
+    where a domain's explanations share no players across rows (text), so that nothing could be compared."""
+    if ship is None or domain.modality == "text":
+        return []
+    decision = deployment["decision"]
+    return [name for name in decision.get("order") or [] if name != ship
+            and decision["table"][name]["fits_named_targets"] and decision["table"][name]["validation_verdict"] != "fail"]
+
+
 def _explain(config, domain, data, folder, predict_float, float_predictions, train_x, test_x, *,
-             ship_variant, lite_model) -> dict:
-    """The float model's and the shipped variant's (its .tflite as written) explanation, on the rows the
-    explain stage picks (pipeline/stages/explain.py), by the domain's explainer."""
+             ship_variant, lite_model, candidates: list[str] = ()) -> dict:
+    """The float model's, the shipped variant's and the other candidates' (each .tflite as written) explanation,
+    on the rows the explain stage picks (pipeline/stages/explain.py), by the domain's explainer."""
     from pipeline.stages.explain import explain_models, explanation_rows
 
     chosen = explanation_rows(train_x=train_x, test_x=test_x, float_predictions=float_predictions,
@@ -564,6 +581,8 @@ def _explain(config, domain, data, folder, predict_float, float_predictions, tra
     predict_functions = {FLOAT_MODEL: predict_float}
     if ship_variant is not None:
         predict_functions[ship_variant] = lite_model(folder.read_bytes(artifacts.model_path(ship_variant))).predict
+    for name in candidates:
+        predict_functions[name] = lite_model(folder.read_bytes(artifacts.model_path(name))).predict
     return explain_models(domain, data, predict_functions, chosen, test_x=test_x, seed=config.seed,
                           reference=FLOAT_MODEL)
 

@@ -253,6 +253,13 @@ def test_explanations_for_every_modality(open_page, modality):
     else:
         assert "Does the shipped model decide for the same reasons in every group?" in text
         assert "is red: Age = 36+." in text
+        # every candidate summarised; the shipped one shown by group unless another is picked
+        summary = [frame.value for frame in at.dataframe if "lowest group" in frame.value.columns][0]
+        assert list(summary["variant"]) == ["int8 (shipped)", "pruned_int8"]
+        assert list(summary["flagged groups"]) == [1, 0] and summary["lowest group"][0] == "Age = 36+"
+        assert at.selectbox(key="drift_variant").value == "int8"
+        at.selectbox(key="drift_variant").set_value("pruned_int8").run()
+        assert not at.exception and "; none is." in _text(at)
     # what the values are: exact, estimates with their measured error, or Owen values
     assert {"tabular": "These are exact Shapley values of that game (no sampling)", "text": "Owen values",
             "window": "largest |error| 0.0254, mean |error| 0.00250",

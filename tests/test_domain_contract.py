@@ -155,7 +155,7 @@ def test_manifest_lists_every_file_with_its_hash(finished_run):
 
 
 def test_explanations_cover_the_float_and_the_shipped_model(finished_run):
-    _, config, outcome = finished_run
+    name, config, outcome = finished_run
     explanation = json.loads((outcome.run_dir / artifacts.EXPLANATIONS).read_text())
     shipped = json.loads((outcome.run_dir / artifacts.MANIFEST).read_text())["ship_variant"]
     assert set(explanation["models"]) == {FLOAT_MODEL, shipped}
@@ -163,6 +163,15 @@ def test_explanations_cover_the_float_and_the_shipped_model(finished_run):
         assert result["global_importance"]
         assert result["additivity"]["max_abs_error"] is not None
     assert any(p.name.startswith("shap_global") for p in (outcome.run_dir / "plots").iterdir())
+    # every other candidate that could have shipped is compared with the float model's explanation too
+    drift = explanation["drift_by_group"]
+    if "not_measured" in drift:
+        assert get_domain(name).modality == "text", drift
+        return
+    decision = json.loads((outcome.run_dir / artifacts.DEPLOYMENT).read_text())["decision"]
+    candidates = {variant for variant, row in decision["table"].items()
+                  if row["fits_named_targets"] and row["validation_verdict"] != "fail"}
+    assert set(drift["models"]) == candidates | {shipped} and drift["shipped"] == shipped
 
 
 def test_audit_covers_every_variant_and_group(finished_run):

@@ -29,6 +29,7 @@ def test_a_group_whose_ranking_reverses_is_flagged_and_the_others_are_not():
     assert cells["F"]["top5_overlap"] == 4 and cells["M"]["top5_overlap"] == 5
     assert {"column": "Sex", "group": "F", "spearman": pytest.approx(-1.0)} in drift["models"]["int8"]["flagged"]
     assert all(item["group"] != "M" for item in drift["models"]["int8"]["flagged"])
+    assert drift["models"]["int8"]["lowest_group"] == {"column": "Sex", "group": "F", "spearman": pytest.approx(-1.0)}
 
 
 def test_small_groups_are_not_measured_and_identical_models_agree():

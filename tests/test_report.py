@@ -119,6 +119,7 @@ def test_the_card_lists_explanation_agreement_by_group_and_flags_the_low_ones():
 
     drift = {"min_agreement": 0.8, "min_rows": 10, "models": {"int8": {
         "overall": {"spearman": 0.95}, "flagged": [{"column": "Age", "group": "66+", "spearman": 0.4}],
+        "lowest_group": {"column": "Age", "group": "66+", "spearman": 0.4},
         "by_group": {"Age": {"18-25": {"measured": True, "rows": 30, "spearman": 0.97, "top5_overlap": 5,
                                        "sign_flips": []},
                              "66+": {"measured": True, "rows": 12, "spearman": 0.4, "top5_overlap": 3,
@@ -129,3 +130,12 @@ def test_the_card_lists_explanation_agreement_by_group_and_flags_the_low_ones():
     assert "| Age | 66+ | 12 | 0.400 ⚠ | 3 of 5 | `amount` |" in text and "| Age | 18-25 | 30 | 0.970 | 5 of 5 | — |" in text
     assert "| Age | unknown | 3 | too few rows |" in text
     assert "not measured (no shared players)" in render_markdown(_drift_by_group({"not_measured": "no shared players"}))
+    # several candidates: a summary row each, and the by-group table of the shipped one only
+    agreeing = {"overall": {"spearman": 0.99, "top5_overlap": 5}, "flagged": [],
+                "lowest_group": {"column": "Age", "group": "18-25", "spearman": 0.98}, "by_group": {"Age": {
+        "18-25": {"measured": True, "rows": 30, "spearman": 0.98, "top5_overlap": 5, "sign_flips": []}}}}
+    text = render_markdown(_drift_by_group({**drift, "shipped": "pruned_int8",
+                                            "models": {**drift["models"], "pruned_int8": agreeing}}))
+    assert "| `int8` | 0.950 | — | Age = 66+: 0.400 ⚠ | 1 |" in text
+    assert "| `pruned_int8` (shipped) | 0.990 | 5 of 5 | Age = 18-25: 0.980 | 0 |" in text
+    assert "`pruned_int8` vs float, by group" in text and "`int8` vs float, by group" not in text

@@ -215,7 +215,27 @@ with guard("Agreement by group"):
     if drift.get("models"):
         st.subheader("Does the shipped model decide for the same reasons in every group?")
         limit = drift.get("min_agreement", 0.8)
-        for name, result in drift["models"].items():
+        drift_models = drift["models"]
+        shown = list(drift_models)
+        if len(drift_models) > 1:
+            st.markdown("Every candidate that could have shipped (fits every named target, no failed check on "
+                        "validation), explained on the same rows:")
+            summary = []
+            for name, result in drift_models.items():
+                lowest = result.get("lowest_group") or {}
+                summary.append({"variant": name + (" (shipped)" if name == drift.get("shipped") else ""),
+                                "rank correlation (all rows)": (result.get("overall") or {}).get("spearman"),
+                                "top-5 shared": (result.get("overall") or {}).get("top5_overlap"),
+                                "lowest group": f"{lowest['column']} = {lowest['group']}" if lowest else None,
+                                "its rank correlation": lowest.get("spearman"),
+                                "flagged groups": len(result.get("flagged") or [])})
+            st.dataframe(pd.DataFrame(summary), hide_index=True, width="stretch", column_config={
+                name: st.column_config.NumberColumn(format="%.3f")
+                for name in ("rank correlation (all rows)", "its rank correlation")})
+            default = drift.get("shipped") if drift.get("shipped") in drift_models else shown[0]
+            shown = [st.selectbox("Variant shown by group", shown, index=shown.index(default), key="drift_variant")]
+        for name in shown:
+            result = drift_models[name]
             cells = [{"column": column, "group": str(group), "explained rows": cell.get("rows"),
                       "rank correlation": cell.get("spearman"), "top-5 shared": cell.get("top5_overlap"),
                       "sign flips": ", ".join(cell.get("sign_flips") or []) or "—"}

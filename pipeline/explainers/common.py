@@ -81,6 +81,22 @@ def local_row_positions(row_ids: Sequence[int], local_row_ids: Sequence[int]) ->
     return position_of, local_row_ids
 
 
+def only_models(explanation: dict, keep: list[str]) -> dict:
+    """The explanation of the models in `keep` alone: every per-model mapping (top level and in "_arrays")
+    trimmed to them. A per-model mapping is a dict whose keys are all explained models' names."""
+    every = set(explanation.get("models") or {})
+
+    def trim(value):
+        if isinstance(value, dict) and value and set(value) <= every:
+            return {name: item for name, item in value.items() if name in keep}
+        return value
+
+    trimmed = {key: trim(value) for key, value in explanation.items()}
+    if isinstance(explanation.get("_arrays"), dict):
+        trimmed["_arrays"] = {key: trim(value) for key, value in explanation["_arrays"].items()}
+    return trimmed
+
+
 def without_arrays(explanation: dict) -> dict:
     """The explanation without its numpy part: ready for json.dumps(allow_nan=False)."""
     return {k: v for k, v in explanation.items() if k != "_arrays"}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.explainers.common import local_row_positions, model_names_and_reference, without_arrays
+from pipeline.explainers.common import local_row_positions, model_names_and_reference, only_models, without_arrays
 from pipeline.explainers.group_masker import (
     DEFAULT_EXACT_MAX_MODEL_ROWS, EXACT, EXACT_MAX_MASKED_BYTES, METHODS, PERMUTATION, exact_is_affordable,
     exact_model_rows,
@@ -40,7 +40,8 @@ __all__ = [
     "DEFAULT_ERROR_ROWS", "DEFAULT_EXACT_MAX_MODEL_ROWS", "DEFAULT_MAX_BACKGROUND", "DEFAULT_PERMUTATIONS",
     "DEFAULT_REFERENCE_PERMUTATIONS", "EXACT", "EXACT_MAX_MASKED_BYTES", "METHODS", "PERMUTATION",
     "ExplanationRows", "exact_is_affordable", "exact_model_rows", "explain_models", "explain_tabular",
-    "explanation_figures", "explanation_rows", "local_row_positions", "model_names_and_reference", "without_arrays",
+    "explanation_figures", "explanation_rows", "local_row_positions", "model_names_and_reference", "only_models",
+    "without_arrays",
 ]
 
 

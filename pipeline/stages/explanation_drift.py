@@ -48,7 +48,8 @@ def drift_by_group(*, names: list[str], shap_values: dict[str, np.ndarray], grou
 
     groups: the explained rows' groups, one row per row of the SHAP arrays, one column per sensitive column.
     Returns {"min_agreement", "min_rows", "models": {model: {"overall", "by_group": {column: {group: ...}},
-    "flagged": [{"column", "group", "spearman"}]}}}; a group under min_rows is {"rows", "measured": False}.
+    "flagged": [{"column", "group", "spearman"}], "lowest_group": {"column", "group", "spearman"} or None}}};
+    a group under min_rows is {"rows", "measured": False}.
     """
     if len(groups) != next(iter(shap_values.values())).shape[0]:
         raise ValueError(f"groups has {len(groups)} rows but the SHAP values {next(iter(shap_values.values())).shape[0]}")
@@ -74,7 +75,11 @@ def drift_by_group(*, names: list[str], shap_values: dict[str, np.ndarray], grou
                 if cells[group]["spearman"] is not None and cells[group]["spearman"] < min_agreement:
                     flagged.append({"column": str(column), "group": group, "spearman": cells[group]["spearman"]})
             by_group[str(column)] = cells
-        models[model] = {"overall": overall, "by_group": by_group, "flagged": flagged}
+        measured = [{"column": column, "group": group, "spearman": cell["spearman"]}
+                    for column, cells in by_group.items() for group, cell in cells.items()
+                    if cell["measured"] and cell["spearman"] is not None]
+        models[model] = {"overall": overall, "by_group": by_group, "flagged": flagged,
+                         "lowest_group": min(measured, key=lambda cell: cell["spearman"]) if measured else None}
     return {"min_agreement": float(min_agreement), "min_rows": int(min_rows), "models": models}
 
 

@@ -72,7 +72,18 @@ def _drift_by_group(drift: dict | None) -> list:
     if drift.get("not_measured"):
         return [Paragraph(f"Explanation agreement by group: not measured ({drift['not_measured']}).")]
     blocks: list = []
-    for name, result in drift.get("models", {}).items():
+    models = drift.get("models", {})
+    shipped = drift.get("shipped")
+    if len(models) > 1:
+        blocks += [Paragraph(
+            "Every candidate that could have shipped (it fits every named target with no failed check on validation) "
+            "is explained on the same rows and compared with the float model:"),
+            Table(["variant", "rank correlation (all rows)", "top-5 overlap", "lowest group", "flagged groups"],
+                  [_drift_summary_row(name, result, name == shipped, drift["min_agreement"])
+                   for name, result in models.items()])]
+    for name, result in models.items():
+        if shipped is not None and name != shipped:
+            continue
         rows = []
         for column, cells in result["by_group"].items():
             for group, cell in cells.items():
@@ -90,3 +101,13 @@ def _drift_by_group(drift: dict | None) -> list:
                if flagged else "none") + "."),
             Table(["column", "group", "explained rows", "rank correlation", "top-5 overlap", "sign flips"], rows)]
     return blocks
+
+
+def _drift_summary_row(name: str, result: dict, shipped: bool, limit: float) -> list:
+    """One candidate's explanation agreement: overall, its lowest measured group, and its flagged groups."""
+    overall, lowest = result["overall"], result.get("lowest_group")
+    low = overall.get("spearman") is not None and overall["spearman"] < limit
+    return [f"`{name}`" + (" (shipped)" if shipped else ""), _number(overall.get("spearman"), 3) + (" ⚠" if low else ""),
+            "—" if overall.get("top5_overlap") is None else f"{overall['top5_overlap']} of 5",
+            "—" if not lowest else f"{lowest['column']} = {lowest['group']}: {_number(lowest['spearman'], 3)}"
+            + (" ⚠" if lowest["spearman"] < limit else ""), str(len(result["flagged"]))]
