@@ -273,16 +273,19 @@ with guard("Pruning sensitivity"):
     allocation = (pruned.get("details") or {}).get("sparsity_allocation") or {}
     if pruned.get("status") == "ok" and allocation.get("method") == "sensitivity" and allocation.get("scan"):
         st.subheader("How pruning was spread over the layers", anchor="pruning")
-        curves = pd.DataFrame([{"layer": name, "sparsity": float(level), "score": score,
-                                "given": float(level) == allocation["sparsity"][name]}
+        curves = pd.DataFrame([{"layer": name, "sparsity": float(level), "score": score}
                                for name, curve in allocation["scan"].items() for level, score in curve.items()])
+        scored_at = allocation.get("scored_at") or allocation["sparsity"]
+        chosen = pd.DataFrame([{"layer": name, "sparsity": level,
+                                "score": allocation["scan"][name][f"{scored_at[name]:g}"]}
+                               for name, level in allocation["sparsity"].items()])
         metric = str(allocation.get("metric", "pr_auc")).replace("_", "-").upper()
         lines = alt.Chart(curves).mark_line(point=True).encode(
             x=alt.X("sparsity:Q", title="sparsity of that layer alone", axis=alt.Axis(format="%")),
             y=alt.Y("score:Q", title=f"validation {metric}", scale=alt.Scale(zero=False)),
             color=alt.Color("layer:N"), tooltip=["layer", alt.Tooltip("sparsity:Q", format=".0%"),
                                                  alt.Tooltip("score:Q", format=".4f")])
-        given = alt.Chart(curves[curves["given"]]).mark_point(shape="diamond", size=180, filled=True,
+        given = alt.Chart(chosen).mark_point(shape="diamond", size=180, filled=True,
                                                                stroke="black").encode(
             x="sparsity:Q", y="score:Q", color="layer:N",
             tooltip=["layer", alt.Tooltip("sparsity:Q", format=".0%", title="sparsity given")])

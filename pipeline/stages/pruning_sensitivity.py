@@ -6,9 +6,9 @@ weights and connections", and Distiller's sensitivity analysis) prunes one layer
 magnitude, to each level of `LEVELS`, without fine-tuning, and scores the model on validation rows;
 `allocate` then gives each layer the highest level whose score drop stays under a common tolerance,
 with the smallest tolerance that still meets the overall target sparsity (counted over the pruned
-weights), and steps the most sensitive layers back down while the target still holds. So the overall
-sparsity, and with it the compressed file size, stays the target's, and the weights removed come
-from the layers that miss them least.
+weights), steps the most sensitive layers back down while the target still holds, and lets the largest
+layer give back what the coarse levels overshoot. So the overall sparsity, and with it the compressed
+file size, is the target's, and the weights removed come from the layers that miss them least.
 
 Nothing here imports TensorFlow: `scan` takes the weights and two callables (set a layer's weights,
 score the model), so it is tested on plain arrays and run on the tf_keras twin in the compression
@@ -84,9 +84,10 @@ def allocate(measured: dict, sizes: dict[str, int], target: float) -> dict:
 
     measured: `scan`'s result; sizes: prunable weights per layer. First the smallest tolerance t whose
     levels (each layer's highest level with a drop <= t) reach the target; then layers step down a
-    level, the one that saves the largest drop first, while the target still holds (so the result is as
-    close to the target as the levels allow). Returns {"sparsity": {layer: level},
-    "overall": achieved, "tolerance": t, "drops": {layer: drop at its level}}.
+    level, the one that saves the largest drop first, while the target still holds; last, the largest
+    pruned layer gives back the overshoot, so the pruned weights reach the target exactly. Returns
+    {"sparsity": {layer: sparsity given}, "scored_at": {layer: the scanned level its drop is read at},
+    "overall": achieved, "tolerance": t, "drops": {layer: drop at that level}}.
     """
     if not measured["layers"]:
         raise ValueError("the sensitivity scan measured no layer: nothing to allocate")
@@ -114,9 +115,17 @@ def allocate(measured: dict, sizes: dict[str, int], target: float) -> dict:
             break
         *_, name, level = max(steps)  # the largest drop saved; on a tie, the smaller layer
         sparsity[name] = level
-    return {"sparsity": sparsity, "overall": round(overall_sparsity(sparsity, sizes), 4),
+    scored_at = dict(sparsity)  # the scanned level each layer's drop is read at (at least its sparsity)
+    # The levels are coarse: the largest pruned layer gives back what overshoots the target, so the pruned
+    # weights reach it exactly (its drop is then at most that of its scanned level).
+    largest = max((name for name in sparsity if sparsity[name] > 0), key=lambda name: sizes[name])
+    rest = sum(sparsity[name] * sizes[name] for name in sparsity if name != largest)
+    exact = (target * sum(sizes[name] for name in sparsity) - rest) / sizes[largest]
+    if 0.0 < exact < sparsity[largest]:
+        sparsity[largest] = round(exact, 4)
+    return {"sparsity": sparsity, "scored_at": scored_at, "overall": round(overall_sparsity(sparsity, sizes), 4),
             "tolerance": round(tolerance, 5),
-            "drops": {name: round(drops[name][level], 5) for name, level in sparsity.items()}}
+            "drops": {name: round(drops[name][level], 5) for name, level in scored_at.items()}}
 
 
 def sensitivity_figure(allocation: dict):
@@ -132,8 +141,8 @@ def sensitivity_figure(allocation: dict):
         levels = [float(level) for level in curve]
         ax.plot(levels, list(curve.values()), marker="o", markersize=3, color=f"C{index}",
                 label=f"{name} ({allocation['weights'][name]:,} weights) → {allocation['sparsity'][name]:.0%}")
-        chosen = allocation["sparsity"][name]
-        ax.plot([chosen], [curve[f"{chosen:g}"]], marker="*", markersize=13, color=f"C{index}",
+        scored = allocation["scored_at"][name]
+        ax.plot([allocation["sparsity"][name]], [curve[f"{scored:g}"]], marker="*", markersize=13, color=f"C{index}",
                 markeredgecolor="black")
     ax.axhline(allocation["dense_score"], color="grey", linestyle=":", linewidth=1, label="unpruned")
     ax.axvline(allocation["target"], color="crimson", linestyle="--", linewidth=1,

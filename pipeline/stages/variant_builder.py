@@ -414,6 +414,7 @@ class VariantBuilder:
         return allocation["sparsity"], {
             "method": "sensitivity", "target": job.target_sparsity, "overall": allocation["overall"],
             "tolerance": allocation["tolerance"], "sparsity": allocation["sparsity"],
+            "scored_at": allocation["scored_at"],
             "drops": allocation["drops"], "weights": sizes, "rows": int(len(labels)), "metric": "pr_auc",
             "dense_score": round(measured["dense"], 5),
             "scan": {name: {f"{level:g}": round(value, 5) for level, value in curve.items()}

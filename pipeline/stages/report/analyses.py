@@ -85,17 +85,19 @@ def _pruning_allocation(result: dict | None, plots: list[str]) -> list:
         return [Paragraph(f"Pruning: every layer to {allocation['target']:.0%} sparsity ({allocation['because']}).")]
     after = details.get("layer_sparsity_after_fine_tuning") or {}
     rows = [[f"`{name}`", f"{allocation['weights'][name]:,}", f"{level:.0%}",
-             _number(allocation["scan"][name][f"{level:g}"], 4), _number(allocation["drops"][name], 4),
+             _number(allocation["scan"][name][f"{allocation['scored_at'][name]:g}"], 4),
+             _number(allocation["drops"][name], 4),
              "—" if after.get(name) is None else f"{after[name]:.0%}"]
             for name, level in allocation["sparsity"].items()]
     blocks: list = [Heading(3, "How pruning was spread over the layers"), Paragraph(
         f"A sensitivity scan on {allocation['rows']:,} validation rows pruned each layer alone, by magnitude and "
         f"without fine-tuning, to each level and scored the model ({allocation['metric'].replace('_', '-').upper()}"
         f", {_number(allocation['dense_score'], 4)} unpruned). Each layer got the highest level it tolerates, "
-        f"with the layers that miss weights most stepped back down, so that {allocation['overall']:.1%} of the "
-        f"pruned weights are zero against a target of {allocation['target']:.0%}. `pqat_int8` starts from the "
-        "same pruned model."),
-        Table(["layer", "weights", "sparsity given", "score pruned alone", "drop", "sparsity after fine-tuning"],
+        f"with the layers that miss weights most stepped back down and the largest giving back what the levels "
+        f"overshoot, so that {allocation['overall']:.1%} of the pruned weights are zero against a target of "
+        f"{allocation['target']:.0%}. `pqat_int8` starts from the same pruned model."),
+        Table(["layer", "weights", "sparsity given", "score pruned alone (at the level scanned)", "drop",
+               "sparsity after fine-tuning"],
               rows)]
     if plot_path("pruning_sensitivity") in plots:
         blocks.append(Image(plot_path("pruning_sensitivity"), "pruning sensitivity per layer"))
