@@ -174,7 +174,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
         shipping_config = dataclasses.replace(config, ship_variant=ship)  # what the later stages read
     with progress.stage("explain"):
         shipped = ship if ship in evaluations else None
-        candidates = _explained_candidates(domain, deployment, ship=shipped)
+        candidates = _explained_candidates(domain, deployment, evaluated.validation_predictions, ship=shipped)
         explanation = _explain(config, domain, data, folder, float_model.predict, float_model.predictions,
                                inputs.train_x, inputs.test_x, ship_variant=shipped, candidates=candidates,
                                lite_model=LiteRTModel)
@@ -558,15 +558,24 @@ def representative_row_ids(labels: np.ndarray, rows: int, seed: int) -> np.ndarr
     return np.sort(chosen)
 
 
-def _explained_candidates(domain: Domain, deployment: dict, *, ship: str | None) -> list[str]:
+# A candidate whose validation scores all lie this close to the float model's has the float model's explanation.
+SAME_SCORES = 1e-3
+
+
+def _explained_candidates(domain: Domain, deployment: dict, validation: dict[str, Predictions], *,
+                          ship: str | None) -> list[str]:
     """The other variants that could have shipped (fit every named target, no failed check on validation), in the
-    deployment order: their explanations are compared with the float model's too (explanation drift), except
-    where a domain's explanations share no players across rows (text), so that nothing could be compared."""
+    deployment order: their explanations are compared with the float model's too (explanation drift). Left out:
+    a variant that scores every validation row as the float model does (float32, within SAME_SCORES), whose
+    explanation is the float model's, and every variant where a domain's explanations share no players across
+    rows (text), so that nothing could be compared."""
     if ship is None or domain.modality == "text":
         return []
     decision = deployment["decision"]
+    reference = np.asarray(validation[FLOAT_MODEL].scores)
     return [name for name in decision.get("order") or [] if name != ship
-            and decision["table"][name]["fits_named_targets"] and decision["table"][name]["validation_verdict"] != "fail"]
+            and decision["table"][name]["fits_named_targets"] and decision["table"][name]["validation_verdict"] != "fail"
+            and float(np.max(np.abs(np.asarray(validation[name].scores) - reference))) >= SAME_SCORES]
 
 
 def _explain(config, domain, data, folder, predict_float, float_predictions, train_x, test_x, *,
