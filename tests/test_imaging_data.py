@@ -6,7 +6,6 @@ Every fixture is a tiny image set the tests write themselves (Pillow PNGs, numpy
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -87,10 +86,8 @@ def error_of(path, **kwargs) -> str:
 # --------------------------------------------------------------------------- the default data
 
 
-def test_generator_is_seeded_fast_and_honest_about_the_marker():
-    start = time.perf_counter()
+def test_generator_is_seeded_and_honest_about_the_marker():
     data = generator.generate_chest_images()
-    assert time.perf_counter() - start < 15.0   # about 2 s alone; generous for a shared machine
     assert data.images.shape == (4800, 64, 64) and data.images.dtype == np.uint8
     assert list(data.metadata.columns) == ["sex", "age_band", "site"]
     small = generator.generate_chest_images(200)

