@@ -303,8 +303,9 @@ class VariantBuilder:
         from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
 
         sparsity = self.tfmot.sparsity.keras
-        layer_sparsity, allocation = self._layer_sparsity()
-        schedule, schedule_details = self._pruning_schedule(self.job.target_sparsity)
+        allocation = self._layer_sparsity()
+        layer_sparsity = allocation.get("sparsity") or {}  # none given ("uniform"): every layer at the target
+        _, schedule_details = self._pruning_schedule(self.job.target_sparsity)
         rates = self.job.pruning_learning_rates if self.job.validation_features is not None \
             else self.job.pruning_learning_rates[:1]
         tried: dict[float, tuple[Any, dict]] = {}
@@ -322,8 +323,7 @@ class VariantBuilder:
                     kept_dense.append(layer.name)
                     return layer
                 pruned_layers.append(layer.name)
-                layer_schedule = schedule if level == self.job.target_sparsity else self._pruning_schedule(level)[0]
-                return sparsity.prune_low_magnitude(layer, pruning_schedule=layer_schedule)
+                return sparsity.prune_low_magnitude(layer, pruning_schedule=self._pruning_schedule(level)[0])
 
             model = self.keras.models.clone_model(self.twin(), clone_function=wrap)
             if not pruned_layers:
@@ -364,13 +364,13 @@ class VariantBuilder:
         self._pruned = (stripped, details)
         return self._pruned
 
-    def _layer_sparsity(self) -> tuple[dict[str, float], dict]:
-        """Each prunable layer's final sparsity and how it was chosen (pruning_sensitivity.py).
+    def _layer_sparsity(self) -> dict:
+        """How the target sparsity is spread over the prunable layers (pruning_sensitivity.py), as recorded.
 
         "sensitivity": each layer pruned alone, by magnitude, to each scanned level on the validation split
-        (PR-AUC, as fine-tuning keeps its best epoch by), and the levels allocated so that the weights pruned
-        overall reach the target. "uniform": the target for every layer ({} here), where the job asks for it,
-        has no validation split with both classes, or no layer can be scanned."""
+        (PR-AUC, as fine-tuning keeps its best epoch by), and the levels allocated ("sparsity": layer -> level) so
+        that the weights pruned overall reach the target. "uniform" (no "sparsity"): the target for every layer,
+        where the job asks for it, has no validation split with both classes, or no layer can be scanned."""
         from sklearn.metrics import average_precision_score
         from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
 
@@ -379,10 +379,10 @@ class VariantBuilder:
         job = self.job
         uniform = {"method": "uniform", "target": job.target_sparsity}
         if job.sparsity_allocation == "uniform":
-            return {}, {**uniform, "because": "asked for (--sparsity-allocation uniform)"}
+            return {**uniform, "because": "asked for (--sparsity-allocation uniform)"}
         labels = None if job.validation_labels is None else np.asarray(job.validation_labels).reshape(-1)
         if job.validation_features is None or labels is None or len(np.unique(labels)) < 2:
-            return {}, {**uniform, "because": "no validation split with both classes to scan on"}
+            return {**uniform, "because": "no validation split with both classes to scan on"}
         model = self.twin()
         variables = {}
         for layer in model.layers:
@@ -393,7 +393,7 @@ class VariantBuilder:
             if names:
                 variables[layer.name] = [getattr(layer, name) for name in names]
         if not variables:
-            return {}, {**uniform, "because": "no layer whose pruned weights the scan can set"}
+            return {**uniform, "because": "no layer whose pruned weights the scan can set"}
         rows = np.random.default_rng(job.seed).permutation(len(labels))[:SENSITIVITY_ROWS] \
             if len(labels) > SENSITIVITY_ROWS else np.arange(len(labels))
         features, labels = job.validation_features[rows], labels[rows]
@@ -411,7 +411,7 @@ class VariantBuilder:
                                             set_weights, score, levels=levels, report=self.report)
         sizes = {name: int(sum(np.size(v.numpy()) for v in vs)) for name, vs in variables.items()}
         allocation = pruning_sensitivity.allocate(measured, sizes, job.target_sparsity)
-        return allocation["sparsity"], {
+        return {
             "method": "sensitivity", "target": job.target_sparsity, "overall": allocation["overall"],
             "tolerance": allocation["tolerance"], "sparsity": allocation["sparsity"],
             "scored_at": allocation["scored_at"],
