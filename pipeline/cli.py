@@ -95,6 +95,8 @@ def _add_training_and_compression(run: argparse.ArgumentParser, defaults: RunCon
                           "(early stopping on validation PR-AUC usually stops sooner)")
     own_batch = (" (" + ", ".join(f"{name} {domain.batch_size}" for name, domain in domains.items()) + ")"
                  if domains else "")
+    own_sparsity = (" (" + ", ".join(f"{name} {domain.target_sparsity:g}" for name, domain in domains.items()) + ")"
+                    if domains else "")
     training.add_argument("--batch-size", type=int, default=defaults.batch_size, help="training batch size on CPU "
                           f"(scaled up on a GPU); default: the domain's own{own_batch}")
     training.add_argument("--seed", type=int, default=defaults.seed, help="seed for the splits, the model's "
@@ -106,7 +108,8 @@ def _add_training_and_compression(run: argparse.ArgumentParser, defaults: RunCon
     compression.add_argument("--variants", nargs="+", default=list(defaults.variants), choices=ALL_VARIANTS,
                              metavar="VARIANT", help=f"variants to build, among: {' '.join(ALL_VARIANTS)}")
     compression.add_argument("--target-sparsity", type=float, default=defaults.target_sparsity,
-                             help="share of weights magnitude pruning sets to zero")
+                             help="share of the prunable weights magnitude pruning sets to zero; default: the "
+                                  f"domain's own{own_sparsity}")
     compression.add_argument("--sparsity-allocation", choices=SPARSITY_ALLOCATIONS,
                              default=defaults.sparsity_allocation,
                              help="how the target sparsity is spread over layers: 'sensitivity' scans each layer on "

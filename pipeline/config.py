@@ -96,7 +96,7 @@ class RunConfig:
     options: dict = field(default_factory=dict)
     # Compression
     variants: tuple[str, ...] = ALL_VARIANTS
-    target_sparsity: float = 0.75
+    target_sparsity: float | None = None  # None: the domain's (Domain.target_sparsity)
     # How the target sparsity is spread over layers: "sensitivity" (a scan on validation) or "uniform".
     sparsity_allocation: str = "sensitivity"
     fine_tune_epochs: int = 6
@@ -157,7 +157,7 @@ class RunConfig:
         if not -1.0 <= self.min_explanation_agreement <= 1.0:
             raise InputError(f"option --min-explanation-agreement is {self.min_explanation_agreement}, expected a "
                              "rank correlation between -1 and 1", fix="pass for example --min-explanation-agreement 0.8")
-        if not 0.0 < self.target_sparsity < 1.0:
+        if self.target_sparsity is not None and not 0.0 < self.target_sparsity < 1.0:
             raise InputError(
                 f"option --target-sparsity is {self.target_sparsity}, expected a fraction between 0 and 1",
                 fix="pass for example --target-sparsity 0.75",
@@ -232,6 +232,7 @@ class RunConfig:
         return dataclasses.replace(
             self, threshold_rule=domain.threshold_rule if self.threshold_rule is None else self.threshold_rule,
             batch_size=min(batch_size, QUICK_MAX_BATCH_SIZE) if self.quick else batch_size,
+            target_sparsity=domain.target_sparsity if self.target_sparsity is None else self.target_sparsity,
             options=options_in_force(domain, self.options))
 
     def pruning_learning_rates(self) -> tuple[float, ...]:

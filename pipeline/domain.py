@@ -105,6 +105,8 @@ class Domain(abc.ABC):
     # Whether mixed precision (float16 compute) is switched on for this domain's model on an
     # accelerator. benchmarks/training_throughput.py measures it per domain and settles it.
     mixed_precision_on_accelerator: ClassVar[bool] = True
+    # Share of the prunable weights pruned_int8 and pqat_int8 set to zero; --target-sparsity overrides it.
+    target_sparsity: ClassVar[float] = 0.75
     # The domain's own options (pipeline.options.DomainOption): the CLI's flags for this domain,
     # read in load() and elsewhere with config.option(name).
     options: ClassVar[tuple[DomainOption, ...]] = ()

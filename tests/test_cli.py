@@ -71,6 +71,12 @@ def test_options_left_open_get_the_domain_rule_and_every_candidate_rate_and_give
     given = run_config(["sentiment", "--pruning-learning-rate", "0.0005", "--threshold-rule", "youden"])
     assert given.with_domain_defaults(sentiment).threshold_rule == "youden"
     assert given.pruning_learning_rates() == (0.0005,)
+    # the target sparsity is the domain's (the small sensor CNN needs more zeros for the same gzip ratio)
+    maintenance = get_domain("maintenance")
+    assert left.target_sparsity == sentiment.target_sparsity == 0.75
+    assert run_config(["maintenance"]).with_domain_defaults(maintenance).target_sparsity == 0.8
+    assert run_config(["maintenance", "--target-sparsity", "0.6"]).with_domain_defaults(
+        maintenance).target_sparsity == 0.6
 
 
 def _csv(tmp_path, text, name="claims.csv"):

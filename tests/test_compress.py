@@ -65,6 +65,29 @@ def test_every_variant_converts_and_pruning_reaches_its_target():
         candidate["validation_pr_auc"] for candidate in search["candidates"].values())
 
 
+def test_pruning_preserving_qat_keeps_the_zeros_of_layers_its_scheme_does_not_mask():
+    # tfmot's prune-preserving scheme masks Conv2D and Dense kernels only: a Conv1D's zeros would fill in
+    # during QAT fine-tuning unless the pipeline keeps them
+    import keras
+
+    rng = np.random.default_rng(2)
+    features = rng.normal(size=(900, 12, 2)).astype(np.float32)
+    labels = (features[:, :, 0].mean(axis=1) + 0.3 * features[:, :, 1].std(axis=1) > 0.3).astype(np.float32)
+    model = tiny_models.tiny_conv1d(keras, (12, 2))
+    job = CompressionJob(model_builder=tiny_models.tiny_conv1d, input_shape=(12, 2), model_options={},
+                         weights=weights_by_layer_name(model), train_features=features[:600],
+                         train_labels=labels[:600], train_sample_weights=None,
+                         representative_features=features[:50], variants=("pruned_int8", "pqat_int8"),
+                         target_sparsity=0.75, sparsity_allocation="uniform", pruning_learning_rates=(1e-3,),
+                         validation_features=features[600:], validation_labels=labels[600:].astype(np.int64))
+    results = compress(job, progress=lambda _: None)
+    assert all(r.status == "ok" for r in results.values()), {n: r.reason for n, r in results.items()}
+    assert results["pqat_int8"].details["zeros_kept_by_mask"] == ["conv"]  # Dense is masked by tfmot itself
+    pruned = weight_sparsity(results["pruned_int8"].tflite)["sparsity"]
+    preserved = weight_sparsity(results["pqat_int8"].tflite)["sparsity"]
+    assert pruned > 0.6 and preserved == pytest.approx(pruned, abs=0.02), (pruned, preserved)
+
+
 def test_a_converter_crash_becomes_a_failed_variant_and_the_run_goes_on():
     job, _, _ = _job(tiny_models.crashes_on_fourth_build, ("float32", "dynamic_range", "float16", "int8", "pruned_int8"),
                      pruning_learning_rates=(1e-3,))

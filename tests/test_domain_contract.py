@@ -19,6 +19,7 @@ from pipeline.config import ALL_VARIANTS, FLOAT_MODEL, PRUNING_LEARNING_RATES, T
 from pipeline.progress import Silent
 from pipeline.registry import domain_names, get_domain
 from pipeline.run import STAGES, run_pipeline
+from pipeline.stages.evaluate import weight_sparsity
 
 MODEL_CARD_SECTIONS = ["Model details", "Intended use", "Factors", "Metrics", "Evaluation data", "Training data",
                        "Quantitative analyses", "Ethical considerations", "Caveats and recommendations"]
@@ -275,11 +276,19 @@ def test_pruning_is_spread_over_the_layers_by_a_sensitivity_scan(finished_run):
         assert f"{scored_at:g}" in allocation["scan"][layer] and level <= scored_at, (layer, level)
     weighted = sum(allocation["sparsity"][n] * allocation["weights"][n] for n in allocation["weights"]) / sum(
         allocation["weights"].values())
-    assert weighted == pytest.approx(allocation["overall"], abs=1e-3) and weighted >= config.target_sparsity - 1e-3
+    target = outcome.manifest["config"]["target_sparsity"]  # the domain's own, as in force
+    assert target == get_domain(name).target_sparsity == allocation["target"]
+    assert weighted == pytest.approx(allocation["overall"], abs=1e-3) and weighted >= target - 1e-3
     # the pruned model holds the levels given: each layer's kernel sparsity after fine-tuning
     for layer, level in allocation["sparsity"].items():
         assert pruned["layer_sparsity_after_fine_tuning"][layer] == pytest.approx(level, abs=0.02), layer
     assert compression["pqat_int8"]["details"]["pruning"]["sparsity_allocation"] == allocation
+    # pruning-preserving QAT keeps the pruned model's zeros in every layer, Conv1D and Embedding included
+    # (tfmot's scheme masks Conv2D and Dense only; the pipeline keeps the rest)
+    pruned_file, preserved_file = (
+        weight_sparsity((outcome.run_dir / artifacts.model_path(variant)).read_bytes())["sparsity"]
+        for variant in ("pruned_int8", "pqat_int8"))
+    assert preserved_file == pytest.approx(pruned_file, abs=0.02), (pruned_file, preserved_file)
     card = (outcome.run_dir / artifacts.MODEL_CARD_MARKDOWN).read_text()
     assert "### How pruning was spread over the layers" in card
     assert (outcome.run_dir / artifacts.plot_path("pruning_sensitivity")).is_file()

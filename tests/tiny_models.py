@@ -25,3 +25,13 @@ def crashes_on_fourth_build(keras, input_shape):
     if _calls["count"] == 4:
         os.kill(os.getpid(), signal.SIGSEGV)
     return tiny_mlp(keras, input_shape)
+
+
+def tiny_conv1d(keras, input_shape):
+    """(steps, channels) -> Conv1D -> global average -> Dense: a Conv1D, whose zeros tfmot's prune-preserving QAT
+    scheme does not keep by itself."""
+    inputs = keras.Input(shape=input_shape)
+    hidden = keras.layers.Conv1D(32, 3, padding="same", activation="relu", name="conv")(inputs)
+    hidden = keras.layers.GlobalAveragePooling1D(name="pool")(hidden)
+    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(hidden)
+    return keras.Model(inputs, outputs)
