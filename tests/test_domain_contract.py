@@ -291,6 +291,10 @@ def test_pruning_is_spread_over_the_layers_by_a_sensitivity_scan(finished_run):
     assert preserved_file == pytest.approx(pruned_file, abs=0.02), (pruned_file, preserved_file)
     card = (outcome.run_dir / artifacts.MODEL_CARD_MARKDOWN).read_text()
     assert "### How pruning was spread over the layers" in card
+    kept = compression["pqat_int8"]["details"].get("zeros_kept_by_mask") or []
+    assert bool(kept) == (name in ("maintenance", "sentiment")), kept  # Conv1D / Embedding: not masked by tfmot
+    for layer in kept:
+        assert f"`{layer}`" in card.split("keeps its zeros", 1)[1].split("\n", 1)[0], layer
     assert (outcome.run_dir / artifacts.plot_path("pruning_sensitivity")).is_file()
 
 

@@ -221,6 +221,10 @@ def _fine_tuning_lines(compression: dict) -> list[str]:
                 " overall, spread over the layers by sensitivity (below)" if allocated else "")
         if "pruning" in details:
             line += "; starts from the pruned model of `pruned_int8`"
+            if details.get("zeros_kept_by_mask"):
+                line += (" and keeps its zeros (tfmot's scheme masks Conv2D and Dense kernels; the zeros of "
+                         + ", ".join(f"`{layer}`" for layer in details["zeros_kept_by_mask"])
+                         + " are set back to zero after every batch)")
         lines.append(line + ".")
     return lines
 
