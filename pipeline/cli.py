@@ -93,10 +93,11 @@ def _add_training_and_compression(run: argparse.ArgumentParser, defaults: RunCon
     training = run.add_argument_group("training")
     training.add_argument("--epochs", type=int, default=defaults.epochs, help="largest number of training epochs "
                           "(early stopping on validation PR-AUC usually stops sooner)")
-    own_batch = (" (" + ", ".join(f"{name} {domain.batch_size}" for name, domain in domains.items()) + ")"
-                 if domains else "")
-    own_sparsity = (" (" + ", ".join(f"{name} {domain.target_sparsity:g}" for name, domain in domains.items()) + ")"
-                    if domains else "")
+    def per_domain(attribute: str) -> str:  # " (fraud 256, sentiment 64, ...)": every domain's own value
+        return (" (" + ", ".join(f"{name} {getattr(domain, attribute):g}" for name, domain in domains.items()) + ")"
+                if domains else "")
+
+    own_batch, own_sparsity = per_domain("batch_size"), per_domain("target_sparsity")
     training.add_argument("--batch-size", type=int, default=defaults.batch_size, help="training batch size on CPU "
                           f"(scaled up on a GPU); default: the domain's own{own_batch}")
     training.add_argument("--seed", type=int, default=defaults.seed, help="seed for the splits, the model's "
