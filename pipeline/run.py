@@ -138,6 +138,7 @@ class _FloatModel:
     validation_scores: np.ndarray
     threshold: float
     predictions: Predictions         # on the test split
+    model_options: dict              # the builder's options of `trained` (a deep ensemble's members included)
 
 
 @dataclass(frozen=True)
@@ -227,15 +228,46 @@ def _train_float_model(config: RunConfig, domain: Domain, data: DomainData, runt
             runtime=runtime, epochs=config.epochs, optimizer=domain.optimizer,
             progress=progress, cluster=cluster, augmentation=domain.augmentation(), **recipe.training_options())
     progress(f"  best epoch {trained.best_epoch} of {trained.epochs_run}, {trained.seconds:.1f} s")
+    model_options, ensemble = inputs.model_options, None
+    members = search_step.ensemble_members_in_force(config, domain, data, cluster=cluster)
+    if members > 1:
+        outcome = _deep_ensemble(config, domain, data, runtime, progress, inputs, recipe, trained, members)
+        trained, model_options, ensemble = outcome.trained, outcome.model_options, outcome.record
     predict_float = batched_predict_function(trained.model)
     validation_scores = predict_float(inputs.validation_x)
     threshold = choose_threshold(data.validation.labels, validation_scores, config.threshold_rule)
     predictions = Predictions(predict_float(inputs.test_x), threshold)
-    record = {**trained.summary(), "runtime": runtime.to_json(), "model_options": inputs.model_options,
-              "input_shape": inputs.input_shape, "search": recipe.search}
+    record = {**trained.summary(), "runtime": runtime.to_json(), "model_options": model_options,
+              "input_shape": inputs.input_shape, "search": recipe.search, "ensemble": ensemble}
     folder.write_json(artifacts.TRAINING, record, role="training")
     return _FloatModel(trained=trained, record=record, predict=predict_float, validation_scores=validation_scores,
-                       threshold=threshold, predictions=predictions)
+                       threshold=threshold, predictions=predictions, model_options=model_options)
+
+
+def _deep_ensemble(config: RunConfig, domain: Domain, data: DomainData, runtime, progress: Progress, inputs: _Inputs,
+                   recipe: search_step.Recipe, first, members: int):
+    """Members 2..`members` of the recipe with their own seeds, averaged with `first` (stages/ensemble.py)."""
+    import keras
+
+    from pipeline.domains.tabular import member_layer_name
+    from pipeline.stages.ensemble import train_deep_ensemble
+    from pipeline.stages.train import train_model
+
+    def train_member(member: int):
+        seed = runtime.seed + member - 1   # member 1 is `first`, trained with the run's seed
+        keras.utils.set_random_seed(seed)
+        return train_model(
+            model_builder=domain.model_builder, input_shape=inputs.input_shape,
+            train_features=inputs.train_x, train_labels=data.train.labels,
+            validation_features=inputs.validation_x, validation_labels=data.validation.labels,
+            runtime=dataclasses.replace(runtime, seed=seed), epochs=config.epochs,
+            optimizer=domain.optimizer, progress=lambda line: None, augmentation=domain.augmentation(),
+            **recipe.training_options())
+
+    return train_deep_ensemble(
+        first, members=members, model_builder=domain.model_builder, input_shape=inputs.input_shape,
+        model_options=inputs.model_options, layer_name=member_layer_name, train_member=train_member,
+        validation_features=inputs.validation_x, validation_labels=data.validation.labels, progress=progress)
 
 
 def _compress_variants(config: RunConfig, domain: Domain, data: DomainData, runtime, folder: artifacts.RunFolder,
@@ -243,7 +275,7 @@ def _compress_variants(config: RunConfig, domain: Domain, data: DomainData, runt
     """Builds every variant; writes each .tflite built and compression.json. Returns name -> VariantResult."""
     from pipeline.stages.compress import compress
 
-    job = compression_job(config, domain, data, float_model.trained, model_options=inputs.model_options,
+    job = compression_job(config, domain, data, float_model.trained, model_options=float_model.model_options,
                           train_x=inputs.train_x, validation_x=inputs.validation_x, batch_size=runtime.batch_size,
                           threads=runtime.intra_op_threads, deterministic_ops=runtime.deterministic_ops,
                           reference=Predictions(float_model.validation_scores, float_model.threshold))

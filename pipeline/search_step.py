@@ -25,6 +25,24 @@ SEARCH_TRIALS_OPTION = DomainOption(
          "distillation from gradient boosting; 0 trains the fixed recipe; --quick runs at most 2")
 QUICK_TRIALS = 2
 
+# The deep ensemble (pipeline/stages/ensemble.py): how many networks by default, on which tables.
+# Each member multiplies the cost of every later stage (compression fine-tuning, SHAP, the
+# device's flash and latency), and buys most where one network's seed matters most: small
+# tables. Measured (BENCHMARKS.md, tabular-models): AI4I, 6,000 train rows, 0.942x -> 0.961x
+# HistGradientBoosting's PR-AUC with 5 members; the default fraud data (14,401 train rows)
+# already beats HistGradientBoosting with one network and is explained exactly (2^12
+# coalitions), where 5 members would add minutes to its run.
+AUTO_ENSEMBLE_MEMBERS = 5
+AUTO_ENSEMBLE_MAX_TRAIN_ROWS = 10_000
+QUICK_ENSEMBLE_MEMBERS = 2
+ENSEMBLE_MEMBERS_OPTION = DomainOption(
+    "ensemble_members", type=int, default=None, minimum=1, metavar="K",
+    help=f"networks of the chosen recipe trained with different seeds and averaged in one model (a deep "
+         f"ensemble), kept only when averaging beats its members on validation; default "
+         f"{AUTO_ENSEMBLE_MEMBERS} for tables of at most {AUTO_ENSEMBLE_MAX_TRAIN_ROWS:,} train rows, 1 above "
+         f"(each member multiplies the model's bytes, latency and explanation time); 1 trains one network; "
+         f"--quick trains at most {QUICK_ENSEMBLE_MEMBERS}")
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -53,6 +71,18 @@ def trials_in_force(config, domain: Domain) -> int:
         return 0
     trials = int(config.option(SEARCH_TRIALS_OPTION.name))
     return min(trials, QUICK_TRIALS) if config.quick else trials
+
+
+def ensemble_members_in_force(config, domain: Domain, data: DomainData, *, cluster=None) -> int:
+    """How many networks the float model averages (1: one network; a multi-worker run trains one)."""
+    if (cluster is not None or not domain.searches_model(data)
+            or not any(option.name == ENSEMBLE_MEMBERS_OPTION.name for option in domain.options)):
+        return 1
+    members = config.option(ENSEMBLE_MEMBERS_OPTION.name)
+    if members is None:
+        members = AUTO_ENSEMBLE_MEMBERS if len(data.train.labels) <= AUTO_ENSEMBLE_MAX_TRAIN_ROWS else 1
+    members = int(members)
+    return min(members, QUICK_ENSEMBLE_MEMBERS) if config.quick else members
 
 
 def recipe(config, domain: Domain, data: DomainData, runtime: Any, progress, *, cluster=None) -> Recipe:

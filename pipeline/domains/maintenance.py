@@ -59,7 +59,7 @@ from pipeline.errors import InputError
 from pipeline.explainers.tabular import TabularExplainer
 from pipeline.explainers.window import WindowExplainer
 from pipeline.options import DomainOption
-from pipeline.search_step import SEARCH_TRIALS_OPTION
+from pipeline.search_step import ENSEMBLE_MEMBERS_OPTION, SEARCH_TRIALS_OPTION
 
 DATA_SEED = 0
 DEFAULT_UNITS = 240
@@ -181,6 +181,7 @@ class MaintenanceDomain(Domain):
         DomainOption("horizon", type=int, default=30, minimum=1, metavar="CYCLES",
                      help="sensor histories: a window is positive if the unit fails within this many cycles"),
         dataclasses.replace(SEARCH_TRIALS_OPTION, help="per-reading tables: " + SEARCH_TRIALS_OPTION.help),
+        dataclasses.replace(ENSEMBLE_MEMBERS_OPTION, help="per-reading tables: " + ENSEMBLE_MEMBERS_OPTION.help),
     )
 
     def __init__(self, architecture: str = "cnn"):

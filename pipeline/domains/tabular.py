@@ -18,7 +18,7 @@ from pipeline.data.tabular import encode_tabular, load_tabular
 from pipeline.domain import Domain, DomainData
 from pipeline.errors import InputError
 from pipeline.options import DomainOption
-from pipeline.search_step import SEARCH_TRIALS_OPTION
+from pipeline.search_step import ENSEMBLE_MEMBERS_OPTION, SEARCH_TRIALS_OPTION
 
 # Wide enough that int8's fixed overhead (quantization parameters, flatbuffer tables)
 # stays small next to the weights, and that 75 % magnitude pruning leaves capacity to
@@ -30,24 +30,43 @@ DROPOUT_RATE = 0.2
 
 
 def build_mlp(keras: Any, input_shape: Any, *, hidden_units: Sequence[int] = HIDDEN_UNITS,
-              dropout_rate: float = DROPOUT_RATE, l2: float = 0.0) -> Any:
+              dropout_rate: float = DROPOUT_RATE, l2: float = 0.0, members: int = 1) -> Any:
     """A Functional MLP: Input -> [Dense(relu) -> Dropout] x len(hidden_units) -> Dense(1, sigmoid).
 
     `keras` is the Keras module to build with (Keras 3 or tf_keras); only `keras.Input`,
-    `keras.layers.Dense`, `keras.layers.Dropout`, `keras.regularizers.L2` and `keras.Model`
-    are used. l2: weight decay on the hidden layers' kernels (0: none). The output layer is
-    float32 even under a mixed-precision policy.
+    `keras.layers.Dense`, `keras.layers.Dropout`, `keras.layers.Average`, `keras.regularizers.L2`
+    and `keras.Model` are used. l2: weight decay on the hidden layers' kernels (0: none). The
+    output layer is float32 even under a mixed-precision policy.
+
+    members > 1: a deep ensemble, `members` such MLPs side by side on the same input, their
+    probabilities averaged by a layer named "probability" (ADD and MUL in the .tflite, which the
+    microcontroller runtime runs). Member m's layers are named `member_layer_name(m, ...)`; the
+    members are trained one by one as single MLPs (pipeline/stages/ensemble.py) and their
+    weights copied in by those names.
     """
     shape = (int(input_shape),) if isinstance(input_shape, (int, np.integer)) else tuple(int(d) for d in input_shape)
     inputs = keras.Input(shape=shape, name="features")
-    x = inputs
-    for i, units in enumerate(hidden_units):
-        regularizer = keras.regularizers.L2(float(l2)) if l2 else None
-        x = keras.layers.Dense(int(units), activation="relu", kernel_regularizer=regularizer, name=f"dense_{i}")(x)
-        if dropout_rate:
-            x = keras.layers.Dropout(float(dropout_rate), name=f"dropout_{i}")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
-    return keras.Model(inputs=inputs, outputs=outputs, name="fraud_mlp")
+
+    def mlp(prefix: str):
+        x = inputs
+        for i, units in enumerate(hidden_units):
+            regularizer = keras.regularizers.L2(float(l2)) if l2 else None
+            x = keras.layers.Dense(int(units), activation="relu", kernel_regularizer=regularizer,
+                                   name=f"{prefix}dense_{i}")(x)
+            if dropout_rate:
+                x = keras.layers.Dropout(float(dropout_rate), name=f"{prefix}dropout_{i}")(x)
+        return keras.layers.Dense(1, activation="sigmoid", dtype="float32", name=f"{prefix}probability")(x)
+
+    if int(members) == 1:
+        return keras.Model(inputs=inputs, outputs=mlp(""), name="fraud_mlp")
+    outputs = [mlp(member_layer_name(m, "")) for m in range(int(members))]
+    averaged = keras.layers.Average(dtype="float32", name="probability")(outputs)
+    return keras.Model(inputs=inputs, outputs=averaged, name="fraud_mlp_ensemble")
+
+
+def member_layer_name(member: int, name: str) -> str:
+    """The name in a deep ensemble (`build_mlp(members=k)`) of layer `name` of member `member` (0-based)."""
+    return f"member_{member}_{name}"
 
 
 CLUSTER_OPTION = DomainOption(
@@ -67,7 +86,7 @@ class TabularDomain(Domain):
     has_default_data = False
     reads_tables = True
     model_builder = staticmethod(build_mlp)
-    options = (CLUSTER_OPTION, SEARCH_TRIALS_OPTION)
+    options = (CLUSTER_OPTION, SEARCH_TRIALS_OPTION, ENSEMBLE_MEMBERS_OPTION)
 
     def load(self, config) -> DomainData:
         if config.data_path is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pipeline.config import THRESHOLD_RULES
 from pipeline.stages.gate import verdict_label, verdict_of
+from pipeline.stages.ensemble import ensemble_sentence
 from pipeline.stages.model_search import search_sentence
 from pipeline.stages.report.card import Bullets, Heading, Paragraph, Table
 from pipeline.stages.report.formatting import _interval_text, _number
@@ -43,6 +44,7 @@ def _model_details(manifest: dict, training: dict) -> list:
         "Class weights (rare positives): " + ", ".join(f"class {label} × {weight:.2f}" for label, weight in
                                                       training["class_weights"].items()) + ".",
         *([sentence] if (sentence := search_sentence(training.get("search"))) else []),
+        *([sentence] if (sentence := ensemble_sentence(training.get("ensemble"))) else []),
         f"Edge variant shipped: `{ship}` — `models/{ship}.tflite` with `models/preprocessing.json`.",
         f"Seed {manifest['seed']}; data fingerprint `{data['fingerprint'][:16]}…`; run id `{manifest['run_id']}`."
         + _reproduction_text(manifest['runtime']),
