@@ -28,12 +28,13 @@ MODEL_CARD_SECTIONS = ["Model details", "Intended use", "Factors", "Metrics", "E
 def tiny_config(domain: str, output_dir) -> RunConfig:
     # A named microcontroller target: the variant is chosen to fit it, and the audit judges the
     # microcontroller runtime's decisions. A domain without default data runs on its own sample.
-    # A domain with a model search tries two recipes: the fixed and the recommended one.
+    # A domain with a model search tries two recipes: the fixed and the recommended one, and
+    # averages two networks of the one chosen (a deep ensemble; 5 by default on tables this small).
     searches = any(option.name == "search_trials" for option in get_domain(domain).options)
     return RunConfig(domain=domain, output_dir=str(output_dir), max_rows=3000, epochs=2, fine_tune_epochs=1,
                      explain_rows=12, background_rows=16, local_examples=2, bootstrap_samples=30,
                      min_group_size=10, representative_rows=50, targets=("cortex-m4",),
-                     options={"search_trials": 2} if searches else {},
+                     options={"search_trials": 2, "ensemble_members": 2} if searches else {},
                      **get_domain(domain).sample_data(output_dir))
 
 
@@ -379,6 +380,16 @@ def test_the_choice_is_made_on_validation_and_written_down(finished_run):
     assert "## Deployment" in card and f"**`{decision['ship_variant']}` ships**" in card
     assert "[Deployment](#deployment)" in card  # the contents line links every section
     assert '<a href="#card-deployment">Deployment</a>' in (outcome.run_dir / "model_card.html").read_text()
+    # A table's float model: two networks averaged when that beat them on validation, else one; the card says which.
+    training = json.loads((outcome.run_dir / artifacts.TRAINING).read_text())
+    ensemble = training["ensemble"]
+    if training["search"] is None:   # not a table's MLP: no search, no ensemble
+        assert ensemble is None and "Deep ensemble" not in card
+    elif ensemble["kept"]:
+        assert ensemble["members"] == training["model_options"]["members"] == 2
+        assert "Deep ensemble: 2 networks" in card
+    else:
+        assert "members" not in training["model_options"] and "Deep ensemble of 2 tried and not kept" in card
 
 
 def test_the_device_snippet_in_the_card_runs_as_written(finished_run):

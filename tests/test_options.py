@@ -64,8 +64,10 @@ def test_the_command_line_carries_domain_options_as_one_mapping():
     assert config.options == {"window": 12}
     assert config.option("window") == 12 and config.option("horizon") == 30  # the domain's default
     in_force = config.with_domain_defaults(get_domain("maintenance"))
-    assert in_force.options == {"window": 12, "horizon": 30, "search_trials": 6}  # what the manifest records
-    assert in_force.to_json()["options"] == {"window": 12, "horizon": 30, "search_trials": 6}
+    # What the manifest records; ensemble_members None: by the table's size (training.json says how many).
+    expected = {"window": 12, "horizon": 30, "search_trials": 6, "ensemble_members": None}
+    assert in_force.options == expected
+    assert in_force.to_json()["options"] == expected
     assert run_config(["imaging", "--skip-unreadable"]).options == {"skip_unreadable": True}
 
 
