@@ -3,13 +3,13 @@
 On small tables one network's test metric swings with its seed (AI4I, 6,000 train rows: PR-AUC
 0.77 to 0.86 over three seeds with the same search), and averaging independently trained networks
 (Lakshminarayanan et al., 2017, "Simple and scalable predictive uncertainty estimation using deep
-ensembles") removes much of that variance. Measured on AI4I before this was built (seeds 0, 1, 2,
-5 members of the searched recipe): mean test PR-AUC 0.844 against HistGradientBoosting's 0.878
-(0.961x), where the single searched network reached 0.827 (0.942x); training the members jointly as
-one averaged model was worse than one network.
+ensembles") removes much of that variance. Measured (BENCHMARKS.md, tabular-models, seeds 0, 1,
+2, 5 members): AI4I mean test PR-AUC 0.827 -> 0.840 against HistGradientBoosting's 0.878 (0.942x ->
+0.957x), every seed gaining; training the members jointly as one averaged model was worse than one
+network.
 
 The first member is the model the run trained already (the search's, or the fixed recipe's); the
-others are the same recipe trained again with seeds `seed + member`. `build_mlp(members=k)` holds them
+others are the same recipe trained again with the seeds that follow the run's (seed + 1, ...). `build_mlp(members=k)` holds them
 side by side with their probabilities averaged, so the ensemble is one Functional model that
 compresses and converts like any other. Whether it ships is decided on validation: the ensemble is
 kept when its validation PR-AUC beats the mean of the members trained here (the first member's own
