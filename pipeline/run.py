@@ -215,18 +215,13 @@ def _encoded_inputs(config: RunConfig, domain: Domain, data: DomainData, folder:
 def _train_float_model(config: RunConfig, domain: Domain, data: DomainData, runtime, folder: artifacts.RunFolder,
                        progress: Progress, inputs: _Inputs, cluster, recipe: search_step.Recipe) -> _FloatModel:
     """Trains the Keras model, chooses its threshold on validation, predicts the test split; writes training.json."""
-    from pipeline.stages.train import batched_predict_function, train_model
+    from pipeline.stages.train import batched_predict_function
 
     if recipe.trained is not None:   # the search trained this recipe on every train row: its model is the one
         trained = recipe.trained
         progress("  the float model is the chosen trial's (trained on every train row, early-stopped on validation)")
     else:
-        trained = train_model(
-            model_builder=domain.model_builder, input_shape=inputs.input_shape,
-            train_features=inputs.train_x, train_labels=data.train.labels,
-            validation_features=inputs.validation_x, validation_labels=data.validation.labels,
-            runtime=runtime, epochs=config.epochs, optimizer=domain.optimizer,
-            progress=progress, cluster=cluster, augmentation=domain.augmentation(), **recipe.training_options())
+        trained = _train_recipe(config, domain, data, runtime, inputs, recipe, progress=progress, cluster=cluster)
     progress(f"  best epoch {trained.best_epoch} of {trained.epochs_run}, {trained.seconds:.1f} s")
     model_options, ensemble = inputs.model_options, None
     members = search_step.ensemble_members_in_force(config, domain, data, cluster=cluster)
@@ -244,6 +239,19 @@ def _train_float_model(config: RunConfig, domain: Domain, data: DomainData, runt
                        threshold=threshold, predictions=predictions, model_options=model_options)
 
 
+def _train_recipe(config: RunConfig, domain: Domain, data: DomainData, runtime, inputs: _Inputs,
+                  recipe: search_step.Recipe, *, progress, cluster=None):
+    """One network of the recipe on every train row, early-stopped on validation (`train.train_model`)."""
+    from pipeline.stages.train import train_model
+
+    return train_model(
+        model_builder=domain.model_builder, input_shape=inputs.input_shape,
+        train_features=inputs.train_x, train_labels=data.train.labels,
+        validation_features=inputs.validation_x, validation_labels=data.validation.labels,
+        runtime=runtime, epochs=config.epochs, optimizer=domain.optimizer,
+        progress=progress, cluster=cluster, augmentation=domain.augmentation(), **recipe.training_options())
+
+
 def _deep_ensemble(config: RunConfig, domain: Domain, data: DomainData, runtime, progress: Progress, inputs: _Inputs,
                    recipe: search_step.Recipe, first, members: int):
     """Members 2..`members` of the recipe with their own seeds, averaged with `first` (stages/ensemble.py)."""
@@ -251,18 +259,12 @@ def _deep_ensemble(config: RunConfig, domain: Domain, data: DomainData, runtime,
 
     from pipeline.domains.tabular import member_layer_name
     from pipeline.stages.ensemble import train_deep_ensemble
-    from pipeline.stages.train import train_model
 
     def train_member(member: int):
         seed = runtime.seed + member - 1   # member 1 is `first`, trained with the run's seed
         keras.utils.set_random_seed(seed)
-        return train_model(
-            model_builder=domain.model_builder, input_shape=inputs.input_shape,
-            train_features=inputs.train_x, train_labels=data.train.labels,
-            validation_features=inputs.validation_x, validation_labels=data.validation.labels,
-            runtime=dataclasses.replace(runtime, seed=seed), epochs=config.epochs,
-            optimizer=domain.optimizer, progress=lambda line: None, augmentation=domain.augmentation(),
-            **recipe.training_options())
+        return _train_recipe(config, domain, data, dataclasses.replace(runtime, seed=seed), inputs, recipe,
+                             progress=lambda line: None)
 
     return train_deep_ensemble(
         first, members=members, model_builder=domain.model_builder, input_shape=inputs.input_shape,

@@ -66,9 +66,14 @@ class Recipe:
                 "extra_rows": self.extra_rows}
 
 
+def _declares(domain: Domain, option: DomainOption) -> bool:
+    """Whether the domain offers `option` (its own declaration may differ in help text)."""
+    return any(declared.name == option.name for declared in domain.options)
+
+
 def trials_in_force(config, domain: Domain) -> int:
     """The number of search trials this run makes (0 when the domain does not search)."""
-    if not any(option.name == SEARCH_TRIALS_OPTION.name for option in domain.options):
+    if not _declares(domain, SEARCH_TRIALS_OPTION):
         return 0
     trials = int(config.option(SEARCH_TRIALS_OPTION.name))
     return min(trials, QUICK_TRIALS) if config.quick else trials
@@ -77,7 +82,7 @@ def trials_in_force(config, domain: Domain) -> int:
 def ensemble_members_in_force(config, domain: Domain, data: DomainData, *, cluster=None) -> int:
     """How many networks the float model averages (1: one network; a multi-worker run trains one)."""
     if (cluster is not None or not domain.searches_model(data)
-            or not any(option.name == ENSEMBLE_MEMBERS_OPTION.name for option in domain.options)):
+            or not _declares(domain, ENSEMBLE_MEMBERS_OPTION)):
         return 1
     members = config.option(ENSEMBLE_MEMBERS_OPTION.name)
     if members is None:

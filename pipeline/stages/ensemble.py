@@ -9,9 +9,9 @@ ensembles") removes much of that variance. Measured (BENCHMARKS.md, tabular-mode
 network.
 
 The first member is the model the run trained already (the search's, or the fixed recipe's); the
-others are the same recipe trained again with the seeds that follow the run's (seed + 1, ...). `build_mlp(members=k)` holds them
-side by side with their probabilities averaged, so the ensemble is one Functional model that
-compresses and converts like any other. Whether it ships is decided on validation: the ensemble is
+others are the same recipe trained again with the seeds that follow the run's (seed + 1, ...).
+`build_mlp(members=k)` holds them side by side with their probabilities averaged, so the ensemble
+is one Functional model that compresses and converts like any other. Whether it ships is decided on validation: the ensemble is
 kept when its validation PR-AUC beats the mean of the members trained here (the first member's own
 score is not used: the search chose it for its validation score, so it is biased upwards).
 
@@ -87,7 +87,7 @@ def train_deep_ensemble(first: TrainedModel, *, members: int, model_builder: Cal
                                ensemble_weights([weights_by_layer_name(t.model) for t in trained], layer_name))
     ensemble_score = validation_score(model)
     kept = keep_ensemble(ensemble_score, scores[1:])
-    fresh_mean = float(np.mean(scores[1:]))
+    fresh_mean = float(np.mean(scores[1:]))   # members >= 2: never empty
     progress(f"  deep ensemble of {members}: validation PR-AUC {ensemble_score:.4f} against {fresh_mean:.4f} for "
              f"a member trained for it: " + ("kept" if kept else "not kept, the first member ships alone"))
     record = {"members": members, "kept": kept, "validation_pr_auc": round(ensemble_score, 6),
