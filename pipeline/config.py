@@ -103,7 +103,7 @@ class RunConfig:
     # Fine-tuning (pruning, QAT, PQAT) runs at most this many steps in all: on a large training split each
     # epoch is a fresh shuffled sample of it, not a pass over every row.
     fine_tune_steps: int = 6000
-    pruning_learning_rate: float | None = None   # None: try each of PRUNING_LEARNING_RATES, keep the best
+    pruning_learning_rate: float | None = None   # None: try each of PRUNING_LEARNING_RATES, keep the best on validation (validation_choice.py)
     quantization_aware_learning_rate: float = 1e-4
     representative_rows: int = 200
     per_channel_dense: bool = False

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pipeline.stages import calibration_audit
+from pipeline.stages import calibration_audit, validation_choice
 from pipeline.stages.batch_norm_folding import fold_batch_normalization
 from pipeline.stages.twin import build_with_weights, max_output_difference
 from pipeline.stages.variants import CompressionJob, VariantResult
@@ -87,6 +87,7 @@ class VariantBuilder:
         self.job = job
         self.report = report
         self._pruned: tuple[Any, dict] | None = None
+        self._float_scores: np.ndarray | None = None
         # variant -> (its layer_errors.Debugger, its layer table, its file's bytes): selective int8 starts from int8's
         self._debuggers: dict[str, tuple] = {}
         self._calibration: dict | None = None  # the calibration-set audit, once run (calibration_audit.py)
@@ -97,6 +98,24 @@ class VariantBuilder:
         """A fresh tf_keras copy of the trained model (new layer objects every call)."""
         options = {**self.job.model_options, **self.job.twin_model_options}
         return build_with_weights(self.keras, self.job.model_builder, self.job.input_shape, options, self.job.weights)
+
+    # ---- the validation split --------------------------------------------------------
+    def _validation_has_both_classes(self) -> bool:
+        labels = self.job.validation_labels
+        return self.job.validation_features is not None and labels is not None and len(np.unique(labels)) == 2
+
+    def _validation_scores(self, model) -> np.ndarray:
+        return np.asarray(model.predict(self.job.validation_features, batch_size=max(self.job.batch_size, 1024),
+                                        verbose=0), dtype=np.float64).reshape(-1)
+
+    def _threshold_rule(self) -> str:
+        return self.job.harm_target.threshold_rule if self.job.harm_target is not None else "f1"
+
+    def _float_validation_scores(self) -> np.ndarray:
+        """The float model's validation scores (its tf_keras twin's, the weights the run trained)."""
+        if self._float_scores is None:
+            self._float_scores = self._validation_scores(self.twin())
+        return self._float_scores
 
     # ---- dispatch --------------------------------------------------------------------
     def build(self, name: str) -> VariantResult:
@@ -307,7 +326,7 @@ class VariantBuilder:
         allocation = self._layer_sparsity()
         layer_sparsity = allocation.get("sparsity") or {}  # none given ("uniform"): every layer at the target
         _, schedule_details = self._pruning_schedule(self.job.target_sparsity)
-        rates = self.job.pruning_learning_rates if self.job.validation_features is not None \
+        rates = self.job.pruning_learning_rates if self._validation_has_both_classes() \
             else self.job.pruning_learning_rates[:1]
         tried: dict[float, tuple[Any, dict]] = {}
         for rate in rates:
@@ -349,19 +368,23 @@ class VariantBuilder:
                     name: value for name in pruned_layers + kept_dense
                     if (value := _kernel_sparsity(stripped, [name])) is not None},  # none for BatchNormalization
             })
-        chosen = max(rates, key=lambda rate: _kept_validation_score(tried[rate][1]["fine_tuning"]))
-        stripped, details = tried[chosen]
         if len(rates) > 1:
-            details["learning_rate_search"] = {
-                "candidates": {f"{rate:g}": {"kept_epoch": tried[rate][1]["fine_tuning"]["kept_epoch"],
-                                             "validation_pr_auc": _kept_validation_score(tried[rate][1]["fine_tuning"])}
-                               for rate in rates},
-                "chosen": chosen,
-                "chosen_because": "best validation PR-AUC at its kept epoch",
-            }
-        elif len(self.job.pruning_learning_rates) > 1:
-            details["learning_rate_search"] = {"chosen": chosen,
-                                               "chosen_because": "the first candidate (no validation split given)"}
+            names = {f"{rate:g}": rate for rate in rates}
+            search = validation_choice.choose_candidate(
+                self.job.validation_labels,
+                {name: self._validation_scores(tried[rate][0]) for name, rate in names.items()},
+                self._float_validation_scores(), threshold_rule=self._threshold_rule(), seed=self.job.seed)
+            for name, rate in names.items():
+                search["candidates"][name]["kept_epoch"] = tried[rate][1]["fine_tuning"]["kept_epoch"]
+            chosen = names[search["chosen"]]
+            stripped, details = tried[chosen]
+            details["learning_rate_search"] = {**search, "chosen": chosen}
+        else:
+            chosen = rates[0]
+            stripped, details = tried[chosen]
+            if len(self.job.pruning_learning_rates) > 1:
+                details["learning_rate_search"] = {
+                    "chosen": chosen, "chosen_because": "the first candidate (no validation split with both classes)"}
         self._pruned = (stripped, details)
         return self._pruned
 
@@ -560,12 +583,6 @@ def _zero_keeper(keras, model, pruned_layers: list[str]):
     keeper = KeepZeros()
     keeper.layer_names = layer_names
     return keeper
-
-
-def _kept_validation_score(fine_tuning: dict) -> float:
-    """Validation PR-AUC of the epoch a fine-tune kept (-inf when it had no validation split)."""
-    scores = fine_tuning.get("validation_pr_auc_by_epoch")
-    return float(scores[fine_tuning["kept_epoch"] - 1]) if scores else float("-inf")
 
 
 def _kernel_sparsity(model, layer_names: list[str]) -> float | None:

@@ -211,10 +211,12 @@ def _fine_tuning_lines(compression: dict) -> list[str]:
         if tuning.get("sampled"):  # a large training split: the --fine-tune-steps budget
             line += (f" ({tuning['steps']:,} steps in all, {tuning['steps_per_epoch']:,} an epoch, each over a "
                      f"shuffled sample of {tuning['rows_per_epoch']:,} training rows: the --fine-tune-steps budget)")
-        candidates = (details.get("learning_rate_search") or {}).get("candidates")
-        if candidates:
-            line += " (learning rate chosen on validation PR-AUC: " + ", ".join(
-                f"{rate} → {value['validation_pr_auc']:.4f}" for rate, value in candidates.items()) + ")"
+        search = details.get("learning_rate_search") or {}
+        if search.get("candidates"):
+            line += " (learning rate chosen on validation; PR-AUC, and rank correlation with the float model: " \
+                + ", ".join(f"{rate} → {value['validation_pr_auc']:.4f}" + (
+                    f", {value['rank_correlation_with_float']:.3f}" if "rank_correlation_with_float" in value
+                    else "") for rate, value in search["candidates"].items()) + f"; {search['chosen_because']})"
         if "target_sparsity" in details:
             allocated = (details.get("sparsity_allocation") or {}).get("method") == "sensitivity"
             line += f"; pruned to {details['target_sparsity']:.0%} sparsity" + (
