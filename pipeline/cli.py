@@ -124,8 +124,8 @@ def _add_training_and_compression(run: argparse.ArgumentParser, defaults: RunCon
     compression.add_argument("--pruning-learning-rate", type=float, default=None,
                              help="learning rate of the fine-tuning that prunes (default: try "
                                   f"{' and '.join(f'{rate:g}' for rate in PRUNING_LEARNING_RATES)}, "
-                                  "keep the better on validation; within its noise, the one ranking "
-                                  "rows most like the float model)")
+                                  "keep the better on validation; of two provably within 0.005 "
+                                  "PR-AUC, the one ranking rows most like the float model)")
     compression.add_argument("--quantization-aware-learning-rate", type=float,
                              default=defaults.quantization_aware_learning_rate,
                              help="learning rate of quantization-aware fine-tuning")

@@ -38,7 +38,7 @@ THRESHOLD_RULES: dict[str, str] = {
 FLOAT_MODEL = "keras_float"
 
 # The learning rates the pruning fine-tune tries, unless --pruning-learning-rate names one: each
-# prunes its own copy and the best on validation is kept (pipeline.stages.compress).
+# prunes its own copy and the best on validation is kept (pipeline/stages/validation_choice.py).
 PRUNING_LEARNING_RATES: tuple[float, ...] = (1e-3, 1e-4)
 # How --target-sparsity is spread over the pruned layers (pipeline/stages/pruning_sensitivity.py).
 SPARSITY_ALLOCATIONS: tuple[str, ...] = ("sensitivity", "uniform")
@@ -103,7 +103,8 @@ class RunConfig:
     # Fine-tuning (pruning, QAT, PQAT) runs at most this many steps in all: on a large training split each
     # epoch is a fresh shuffled sample of it, not a pass over every row.
     fine_tune_steps: int = 6000
-    pruning_learning_rate: float | None = None   # None: try each of PRUNING_LEARNING_RATES, keep the best on validation (validation_choice.py)
+    # None: try each of PRUNING_LEARNING_RATES, keep the best on validation (validation_choice.py)
+    pruning_learning_rate: float | None = None
     quantization_aware_learning_rate: float = 1e-4
     representative_rows: int = 200
     per_channel_dense: bool = False

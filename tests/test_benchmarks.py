@@ -110,3 +110,20 @@ def test_runtime_agreement_table_shows_both_litert_kernels_and_a_rejected_varian
     table = "\n".join(lines(result))
     assert "| imaging-default | int8 | 959 | 0.9979 (2) | 3 | 1.0000 (0) | 0 | 1.0000 |" in table
     assert "| imaging-default | qat_int8 | — | does not run: CONV_2D (node 0): no |" in table
+
+
+def test_a_case_section_says_which_pruning_learning_rate_was_kept_and_why():
+    from benchmarks.run import _repair_lines
+
+    because = "tied on validation PR-AUC with 0.001 (...); of the tied, the one whose validation scores rank ..."
+    repair = {"limit": 0.05, "variants": {}, "selective_int8": {}, "calibration": {},
+              "pruning": {"method": "uniform", "learning_rate": 0.0001, "learning_rate_because": because,
+                          "learning_rate_candidates": {
+                              "0.001": {"validation_pr_auc": 0.99862, "rank_correlation_with_float": 0.955904},
+                              "0.0001": {"validation_pr_auc": 0.99841, "rank_correlation_with_float": 0.98196}}}}
+    text = "\n".join(_repair_lines(repair))
+    assert ("pruned_int8's fine-tuning learning rate: 0.0001, chosen on validation from 0.001: PR-AUC 0.9986, rank "
+            "correlation with float 0.956; 0.0001: PR-AUC 0.9984, rank correlation with float 0.982 (" + because
+            + ").") in text
+    repair["pruning"]["learning_rate_candidates"] = None  # one rate given: nothing chosen, nothing said
+    assert "learning rate" not in "\n".join(_repair_lines(repair))

@@ -60,7 +60,7 @@ class CompressionJob:
     fine_tune_steps: int = 6000
     # Pruning has to recover from losing most weights, at a learning rate that depends on the
     # model and data: each candidate fine-tunes its own copy and the best on validation is kept, or
-    # of those tied with it within the noise, the one that ranks rows most like the float model
+    # of those provably equivalent to it, the one that ranks rows most like the float model
     # (validation_choice.py; benchmarks/pruning_learning_rate.py: the training rate, 1e-3, suits models
     # still improving late in training; 1e-4 suits those that peaked in their first epochs).
     # QAT only adapts to quantization noise: a small one (as the tfmot guides do).
