@@ -19,7 +19,8 @@ import sys
 import traceback
 
 from pipeline import __version__
-from pipeline.config import (ALL_VARIANTS, INCONCLUSIVE_POLICIES, PRUNING_LEARNING_RATES, SPARSITY_ALLOCATIONS,
+from pipeline.config import (ALL_VARIANTS, FINE_TUNE_TARGETS, INCONCLUSIVE_POLICIES, PRUNING_LEARNING_RATES,
+                             SPARSITY_ALLOCATIONS,
                              THRESHOLD_RULES, GateThresholds,
                              RunConfig)
 from pipeline.console import set_verbose, verbose
@@ -121,6 +122,11 @@ def _add_training_and_compression(run: argparse.ArgumentParser, defaults: RunCon
     compression.add_argument("--fine-tune-steps", type=int, default=defaults.fine_tune_steps,
                              help="the most fine-tuning steps in all; on a larger training split each epoch is a "
                                   "shuffled sample of it (default %(default)s)")
+    compression.add_argument("--fine-tune-targets", choices=FINE_TUNE_TARGETS, default=defaults.fine_tune_targets,
+                             help="what pruning and quantization-aware fine-tuning fit: the labels, or the float "
+                                  "model's own scores on the training rows (float_model: self-distillation, which "
+                                  "pulls the compressed model toward the model it replaces, whatever loss trained "
+                                  "that) (default %(default)s)")
     compression.add_argument("--pruning-learning-rate", type=float, default=None,
                              help="learning rate of the fine-tuning that prunes (default: try "
                                   f"{' and '.join(f'{rate:g}' for rate in PRUNING_LEARNING_RATES)}, "
@@ -233,7 +239,8 @@ def _config(arguments: argparse.Namespace, domain: str, *, own_options_only: boo
         epochs=arguments.epochs, batch_size=arguments.batch_size, seed=arguments.seed,
         max_rows=arguments.max_rows, variants=tuple(arguments.variants), options=options,
         target_sparsity=arguments.target_sparsity, fine_tune_epochs=arguments.fine_tune_epochs,
-        fine_tune_steps=arguments.fine_tune_steps, sparsity_allocation=arguments.sparsity_allocation,
+        fine_tune_steps=arguments.fine_tune_steps, fine_tune_targets=arguments.fine_tune_targets,
+        sparsity_allocation=arguments.sparsity_allocation,
         pruning_learning_rate=arguments.pruning_learning_rate,
         quantization_aware_learning_rate=arguments.quantization_aware_learning_rate, per_channel_dense=arguments.per_channel_dense,
         ship_variant=arguments.ship_variant, targets=tuple(arguments.targets), threshold_rule=arguments.threshold_rule,

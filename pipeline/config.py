@@ -42,6 +42,9 @@ FLOAT_MODEL = "keras_float"
 PRUNING_LEARNING_RATES: tuple[float, ...] = (1e-3, 1e-4)
 # How --target-sparsity is spread over the pruned layers (pipeline/stages/pruning_sensitivity.py).
 SPARSITY_ALLOCATIONS: tuple[str, ...] = ("sensitivity", "uniform")
+# What fine-tuning (pruning, QAT, PQAT) fits: the float model's own scores on the training rows (self-distillation)
+# or the labels (pipeline/stages/variant_builder.py, `_fine_tuning_targets`).
+FINE_TUNE_TARGETS: tuple[str, ...] = ("labels", "float_model")
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class RunConfig:
     # Fine-tuning (pruning, QAT, PQAT) runs at most this many steps in all: on a large training split each
     # epoch is a fresh shuffled sample of it, not a pass over every row.
     fine_tune_steps: int = 6000
+    fine_tune_targets: str = "labels"   # one of FINE_TUNE_TARGETS
     # None: try each of PRUNING_LEARNING_RATES, keep the best on validation (validation_choice.py)
     pruning_learning_rate: float | None = None
     quantization_aware_learning_rate: float = 1e-4
@@ -163,6 +167,9 @@ class RunConfig:
                 f"option --target-sparsity is {self.target_sparsity}, expected a fraction between 0 and 1",
                 fix="pass for example --target-sparsity 0.75",
             )
+        if self.fine_tune_targets not in FINE_TUNE_TARGETS:
+            raise InputError(f"option --fine-tune-targets is {self.fine_tune_targets!r}, expected one of "
+                             f"{', '.join(FINE_TUNE_TARGETS)}", fix="pass --fine-tune-targets labels")
         if self.sparsity_allocation not in SPARSITY_ALLOCATIONS:
             raise InputError(f"option --sparsity-allocation is {self.sparsity_allocation!r}, expected one of "
                              f"{', '.join(SPARSITY_ALLOCATIONS)}", fix="pass --sparsity-allocation sensitivity")

@@ -1,5 +1,7 @@
 """Compression: every variant is a real .tflite; a converter crash fails one variant only."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -149,3 +151,22 @@ def test_fine_tuning_is_budgeted_in_steps_and_pruning_still_reaches_its_target()
     assert pruning["layer_sparsity_after_fine_tuning"] == pytest.approx({"hidden_0": 0.5, "probability": 0.5},
                                                                         abs=0.07)
     assert weight_sparsity(results["pruned_int8"].tflite)["sparsity"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_fine_tuning_pulls_the_compressed_model_toward_the_float_model_unless_told_to_fit_the_labels():
+    # Labels unrelated to the float model: fitting them moves quantization-aware fine-tuning away from the model it
+    # replaces; fitting the float model's own scores (the default) keeps it there.
+    rng = np.random.default_rng(3)
+    validation = rng.normal(size=(200, 8)).astype(np.float32)
+    outputs = {}
+    for targets in ("float_model", "labels"):
+        job, model, features = _job(tiny_models.tiny_mlp, ("qat_int8",), fine_tune_targets=targets,
+                                    quantization_aware_learning_rate=1e-2, validation_features=validation,
+                                    validation_labels=(validation[:, 0] > 0).astype(np.int64))
+        job = dataclasses.replace(job, train_labels=(rng.random(len(features)) < 0.5).astype(np.float32))
+        result = compress(job, progress=lambda _: None)["qat_int8"]
+        assert result.status == "ok", result.reason
+        assert result.details["fine_tuning"]["targets"] == targets
+        float_scores = np.asarray(model.predict_on_batch(validation)).ravel()
+        outputs[targets] = np.abs(LiteRTModel(result.tflite).predict(validation) - float_scores).mean()
+    assert outputs["float_model"] < 0.02 and outputs["labels"] > 3 * outputs["float_model"], outputs

@@ -88,6 +88,7 @@ class VariantBuilder:
         self.report = report
         self._pruned: tuple[Any, dict] | None = None
         self._float_scores: np.ndarray | None = None
+        self._float_train_scores: np.ndarray | None = None
         # variant -> (its layer_errors.Debugger, its layer table, its file's bytes): selective int8 starts from int8's
         self._debuggers: dict[str, tuple] = {}
         self._calibration: dict | None = None  # the calibration-set audit, once run (calibration_audit.py)
@@ -269,20 +270,34 @@ class VariantBuilder:
         first_eligible = max(1, math.ceil(eligible_from_step / steps_per_epoch))  # 1-based epoch
         keeper = _best_epoch_keeper(self.keras, job.validation_features, job.validation_labels,
                                     first_eligible=first_eligible, batch_size=job.batch_size)
-        history = model.fit(job.train_features, job.train_labels, sample_weight=job.train_sample_weights,
+        targets, weights = self._fine_tuning_targets()
+        history = model.fit(job.train_features, targets, sample_weight=weights,
                             batch_size=job.batch_size, epochs=epochs, verbose=0, shuffle=True,
                             steps_per_epoch=None if steps_per_epoch == full_pass else steps_per_epoch,
                             callbacks=[*callbacks, *([keeper] if keeper else [])])
         summary = {"epochs": epochs, "steps": epochs * steps_per_epoch, "steps_per_epoch": steps_per_epoch,
                    "rows_per_epoch": min(steps_per_epoch * job.batch_size, len(job.train_labels)),
                    "sampled": steps_per_epoch < full_pass,
-                   "learning_rate": learning_rate, "final_loss": float(history.history["loss"][-1])}
+                   "learning_rate": learning_rate, "final_loss": float(history.history["loss"][-1]),
+                   "targets": job.fine_tune_targets}
         if keeper is None:
             summary["kept_epoch"] = epochs
             summary["kept_because"] = "last epoch (no validation split given)"
         else:
             summary.update(keeper.restore_best(model))
         return summary
+
+    def _fine_tuning_targets(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """(targets, sample weights) that fine-tuning fits: the float model's scores on the training rows, or the
+        labels with their class weights (CompressionJob.fine_tune_targets)."""
+        job = self.job
+        if job.fine_tune_targets == "labels":
+            return job.train_labels, job.train_sample_weights
+        if self._float_train_scores is None:
+            self.report("    fine-tuning targets: the float model's scores on the training rows (self-distillation)")
+            scores = self.twin().predict(job.train_features, batch_size=max(job.batch_size, 4096), verbose=0)
+            self._float_train_scores = np.asarray(scores, dtype=np.float32).reshape(np.shape(job.train_labels))
+        return self._float_train_scores, None
 
     def _fine_tuning_plan(self) -> tuple[int, int, int]:
         """(epochs, steps per epoch, steps of a full pass over the training rows) of every fine-tuning.

@@ -206,8 +206,10 @@ def _fine_tuning_lines(compression: dict) -> list[str]:
         tuning = details.get("fine_tuning")
         if result["status"] != "ok" or not tuning:
             continue
-        line = (f"`{name}`: {tuning['epochs']} epochs at learning rate {tuning['learning_rate']:g}, "
-                f"kept epoch {tuning['kept_epoch']}")
+        line = (f"`{name}`: {tuning['epochs']} epochs at learning rate {tuning['learning_rate']:g}"
+                + (" toward the float model's scores (self-distillation)" if tuning.get("targets") == "float_model"
+                   else " on the labels" if tuning.get("targets") == "labels" else "")
+                + f", kept epoch {tuning['kept_epoch']}")
         if tuning.get("sampled"):  # a large training split: the --fine-tune-steps budget
             line += (f" ({tuning['steps']:,} steps in all, {tuning['steps_per_epoch']:,} an epoch, each over a "
                      f"shuffled sample of {tuning['rows_per_epoch']:,} training rows: the --fine-tune-steps budget)")
