@@ -109,7 +109,8 @@ def test_every_variant_is_a_tflite_that_was_evaluated(finished_run):
     assert {"float32", "int8"} <= built
     # The domain's threshold rule is the one in force, and recorded, when the run does not choose one.
     assert manifest["config"]["threshold_rule"] == get_domain(name).threshold_rule in THRESHOLD_RULES
-    # Pruning tried every candidate learning rate and kept the best on validation, and says so.
+    # Pruning tried every candidate learning rate and kept the best on validation or one provably equivalent to it
+    # (validation_choice.py), and says why.
     pruned = json.loads((outcome.run_dir / artifacts.COMPRESSION).read_text())["pruned_int8"]
     if pruned["status"] == "ok":
         assert_learning_rate_search(pruned["details"], [f"{rate:g}" for rate in PRUNING_LEARNING_RATES])

@@ -1,9 +1,10 @@
 """Choosing one of several fine-tuned candidates on the validation split, without being fooled by its noise.
 
 The best validation PR-AUC alone is a poor rule when the split is small or saturated: on PneumoniaMNIST
-(seed 0, 2026-11-28) pruning at learning rate 1e-3 scored 0.99851 and at 1e-4 0.99830, the float model
-0.9981, and the rule took 1e-3, which lost 0.0146 ROC-AUC on test against 1e-4's 0.0029. A difference that
-small is what resampling the same 524 rows produces.
+(seed 0, 2026-11-28, an AMD EPYC CPU) pruning at learning rate 1e-3 scored 0.99862 and at 1e-4 0.99841, and
+the rule took 1e-3, which lost 0.012 ROC-AUC on test against 1e-4's 0.001 (on an Intel CPU, which trains a
+different float model: 0.0146 against 0.0029). A difference that small is what resampling the same 524 rows
+produces.
 
 Not telling two candidates apart is not the same as their being equal, though: on AI4I (2026-11-28) 1e-3
 led by 0.020 with a 95 % interval of [-0.006, 0.045] for the lead, and taking that for a tie shipped 1e-4,
@@ -41,6 +42,8 @@ from pipeline.metrics import Predictions, choose_threshold, pr_auc
 RESAMPLES = 200
 LEVEL = 0.90   # of the interval; a two one-sided test at 5 % each
 EQUIVALENCE_MARGIN = 0.005  # validation PR-AUC
+
+
 def choose_candidate(labels: np.ndarray, candidate_scores: dict[str, np.ndarray],
                      reference_scores: np.ndarray | None, *, threshold_rule: str = "f1", seed: int = 0,
                      resamples: int = RESAMPLES) -> dict:
