@@ -1,4 +1,5 @@
-"""Choosing a fine-tuned candidate on validation: a lead inside the noise is a tie, broken toward the float model."""
+"""Choosing a fine-tuned candidate on validation: a lead shown to be small (an equivalence test) is a tie, broken
+toward the candidate that ranks rows like the float model; a lead the split cannot bound is not."""
 
 import numpy as np
 import pytest
