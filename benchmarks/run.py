@@ -246,7 +246,7 @@ def _repair_lines(repair: dict) -> list[str]:
                       "from " + "; ".join(
                           f"{rate}: PR-AUC {value['validation_pr_auc']:.4f}" + (
                               f", rank correlation with float {value['rank_correlation_with_float']:.3f}"
-                              if "rank_correlation_with_float" in value else "")
+                              if value.get("rank_correlation_with_float") is not None else "")
                           for rate, value in pruning["learning_rate_candidates"].items())
                       + f" ({pruning['learning_rate_because']})."]
     calibration = repair.get("calibration") or {}

@@ -91,3 +91,14 @@ def test_the_choice_is_reproducible_and_checks_its_input():
         choose_candidate(labels, candidates, signal[:-1])
     with pytest.raises(ValueError, match="no candidate"):
         choose_candidate(labels, {}, signal)
+
+
+def test_a_candidate_with_constant_scores_has_no_rank_correlation_and_never_wins_a_tie_on_it():
+    # a collapsed fine-tune: every row scored alike; the record stays JSON (no NaN) and the choice still works
+    import json
+
+    labels, float_scores, candidates = _sharpened_and_nudged()
+    choice = choose_candidate(labels, {**candidates, "collapsed": np.full(len(labels), 0.5)}, float_scores)
+    assert choice["candidates"]["collapsed"]["rank_correlation_with_float"] is None
+    assert choice["chosen"] == "sharpened"
+    json.dumps(choice, allow_nan=False)

@@ -35,8 +35,8 @@ No file I/O.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import spearmanr
 
+from pipeline.explainers.common import spearman
 from pipeline.metrics import Predictions, choose_threshold, pr_auc
 
 RESAMPLES = 200
@@ -82,7 +82,8 @@ def choose_candidate(labels: np.ndarray, candidate_scores: dict[str, np.ndarray]
         reference_decisions = _decisions(labels, reference, threshold_rule)
         for name, values in scores.items():
             records[name]["mean_score_difference_to_float"] = round(float(np.mean(np.abs(values - reference))), 6)
-            records[name]["rank_correlation_with_float"] = round(float(spearmanr(values, reference).statistic), 6)
+            correlation = spearman(values, reference)   # None where undefined (a constant candidate)
+            records[name]["rank_correlation_with_float"] = None if correlation is None else round(correlation, 6)
             records[name]["agreement_with_float"] = round(
                 float(np.mean(_decisions(labels, values, threshold_rule) == reference_decisions)), 5)
 
@@ -94,7 +95,7 @@ def choose_candidate(labels: np.ndarray, candidate_scores: dict[str, np.ndarray]
         chosen, because = leader, (f"best validation PR-AUC (others within {EQUIVALENCE_MARGIN} of it by "
                                    f"{interval}, and no float scores to break the tie)")
     else:
-        chosen = max(tied, key=lambda name: (records[name]["rank_correlation_with_float"], observed[name]))
+        chosen = max(tied, key=lambda name: (_or_lowest(records[name]["rank_correlation_with_float"]), observed[name]))
         because = (f"equivalent on validation PR-AUC to {_listed([n for n in tied if n != chosen])} ({interval} "
                    f"lies within ±{EQUIVALENCE_MARGIN}); of the equivalent, the one whose validation scores rank "
                    "the rows most like the float model's")
@@ -118,6 +119,10 @@ def _paired_replicates(labels: np.ndarray, scores: dict[str, np.ndarray], *, res
 
 def _decisions(labels: np.ndarray, scores: np.ndarray, threshold_rule: str) -> np.ndarray:
     return Predictions(scores, choose_threshold(labels, scores, threshold_rule)).decisions
+
+
+def _or_lowest(value: float | None) -> float:
+    return float("-inf") if value is None else value
 
 
 def _listed(names: list[str]) -> str:

@@ -215,10 +215,13 @@ def _fine_tuning_lines(compression: dict) -> list[str]:
                      f"shuffled sample of {tuning['rows_per_epoch']:,} training rows: the --fine-tune-steps budget)")
         search = details.get("learning_rate_search") or {}
         if search.get("candidates"):
-            line += " (learning rate chosen on validation; PR-AUC, and rank correlation with the float model: " \
-                + ", ".join(f"{rate} → {value['validation_pr_auc']:.4f}" + (
-                    f", {value['rank_correlation_with_float']:.3f}" if "rank_correlation_with_float" in value
-                    else "") for rate, value in search["candidates"].items()) + f"; {search['chosen_because']})"
+            cells = []
+            for rate, value in search["candidates"].items():
+                correlation = value.get("rank_correlation_with_float")
+                cells.append(f"{rate} → {value['validation_pr_auc']:.4f}"
+                             + ("" if correlation is None else f", {correlation:.3f}"))
+            line += (" (learning rate chosen on validation; PR-AUC, and rank correlation with the float model: "
+                     + ", ".join(cells) + f"; {search['chosen_because']})")
         if "target_sparsity" in details:
             allocated = (details.get("sparsity_allocation") or {}).get("method") == "sensitivity"
             line += f"; pruned to {details['target_sparsity']:.0%} sparsity" + (
