@@ -66,6 +66,43 @@ def test_every_variant_converts_and_pruning_reaches_its_target():
 
 
 
+def test_a_deep_ensemble_fine_tunes_member_by_member_and_ships_their_average():
+    # Each member fits its own loss, as it was trained (ensemble.py); the average is what is scored, kept and
+    # converted, and its full-integer file still runs on the microcontroller runtime.
+    from sklearn.metrics import average_precision_score
+
+    from pipeline.domains.tabular import build_mlp
+    from pipeline.stages.microcontroller import run_on_microcontroller
+
+    rng = np.random.default_rng(4)
+    validation = rng.normal(size=(300, 8)).astype(np.float32)
+    validation_labels = (validation[:, 0] + 0.5 * validation[:, 1] > 0.8).astype(np.int64)
+    options = {"hidden_units": (16,), "members": 3}
+    job, _, _ = _job(tiny_models.tiny_mlp, ("pruned_int8", "qat_int8", "pqat_int8"), target_sparsity=0.5,
+                     pruning_learning_rates=(1e-3,), sparsity_allocation="uniform",
+                     validation_features=validation, validation_labels=validation_labels)
+    import keras
+
+    ensemble = build_mlp(keras, (8,), **options)
+    job = dataclasses.replace(job, model_builder=build_mlp, model_options=options,
+                              weights=weights_by_layer_name(ensemble))
+    results = compress(job, progress=lambda _: None)
+    assert all(r.status == "ok" for r in results.values()), {n: r.reason for n, r in results.items()}
+    for name, result in results.items():
+        fine_tuning = result.details["fine_tuning"]
+        assert fine_tuning["objective"] == "each ensemble member's own loss", name
+        losses = fine_tuning["member_final_losses"]
+        assert len(losses) == 3 and all(np.isfinite(losses)), name
+        assert sum(losses) == pytest.approx(fine_tuning["final_loss"], rel=1e-4), name   # the loss fit is theirs
+        kept = fine_tuning["validation_pr_auc_by_epoch"][fine_tuning["kept_epoch"] - 1]
+        shipped = average_precision_score(validation_labels, LiteRTModel(result.tflite).predict(validation))
+        assert shipped == pytest.approx(kept, abs=0.03), name   # the kept epoch is the average's, less int8 steps
+    micro = run_on_microcontroller(results["pqat_int8"].tflite, validation[:50])
+    assert micro.supported, micro.first_unsupported
+    assert {"ADD", "MUL"} <= set(micro.operators)   # the members' average
+    assert weight_sparsity(results["pqat_int8"].tflite)["sparsity"] == pytest.approx(0.5, abs=0.05)
+
+
 def test_pruning_preserving_qat_keeps_the_zeros_of_layers_its_scheme_does_not_mask():
     # tfmot's prune-preserving scheme masks Conv2D and Dense kernels only: a Conv1D's zeros would fill in
     # during QAT fine-tuning unless the pipeline keeps them
@@ -154,8 +191,8 @@ def test_fine_tuning_is_budgeted_in_steps_and_pruning_still_reaches_its_target()
 
 
 def test_fine_tuning_pulls_the_compressed_model_toward_the_float_model_unless_told_to_fit_the_labels():
-    # Labels unrelated to the float model: fitting them moves quantization-aware fine-tuning away from the model it
-    # replaces; fitting the float model's own scores (the default) keeps it there.
+    # Labels unrelated to the float model: fitting them (the default) moves quantization-aware fine-tuning away from the
+    # model it replaces; fitting the float model's own scores keeps it there.
     rng = np.random.default_rng(3)
     validation = rng.normal(size=(200, 8)).astype(np.float32)
     outputs = {}
