@@ -123,10 +123,11 @@ def _add_training_and_compression(run: argparse.ArgumentParser, defaults: RunCon
                              help="the most fine-tuning steps in all; on a larger training split each epoch is a "
                                   "shuffled sample of it (default %(default)s)")
     compression.add_argument("--fine-tune-targets", choices=FINE_TUNE_TARGETS, default=defaults.fine_tune_targets,
-                             help="what pruning and quantization-aware fine-tuning fit: the labels, or the float "
-                                  "model's own scores on the training rows (float_model: self-distillation, which "
-                                  "pulls the compressed model toward the model it replaces, whatever loss trained "
-                                  "that) (default %(default)s)")
+                             help="what pruning and quantization-aware fine-tuning fit: 'training', what the float "
+                                  "model was trained on (its rows, synthetic ones included, its targets, a teacher's "
+                                  "mix included, its weights and its loss); 'labels', the train rows' labels with "
+                                  "class-weighted binary cross-entropy; 'float_model', the float model's own scores "
+                                  "on the train rows (self-distillation) (default %(default)s)")
     compression.add_argument("--pruning-learning-rate", type=float, default=None,
                              help="learning rate of the fine-tuning that prunes (default: try "
                                   f"{' and '.join(f'{rate:g}' for rate in PRUNING_LEARNING_RATES)}, "

@@ -42,9 +42,10 @@ FLOAT_MODEL = "keras_float"
 PRUNING_LEARNING_RATES: tuple[float, ...] = (1e-3, 1e-4)
 # How --target-sparsity is spread over the pruned layers (pipeline/stages/pruning_sensitivity.py).
 SPARSITY_ALLOCATIONS: tuple[str, ...] = ("sensitivity", "uniform")
-# What fine-tuning (pruning, QAT, PQAT) fits: the float model's own scores on the training rows (self-distillation)
-# or the labels (pipeline/stages/variant_builder.py, `_fine_tuning_targets`).
-FINE_TUNE_TARGETS: tuple[str, ...] = ("labels", "float_model")
+# What fine-tuning (pruning, QAT, PQAT) fits: what the float model was trained on (its rows, targets, weights and
+# loss), the labels alone, or the float model's own scores on the training rows (self-distillation)
+# (pipeline/run.py `compression_job`, pipeline/stages/variant_builder.py `_fine_tuning_targets`).
+FINE_TUNE_TARGETS: tuple[str, ...] = ("training", "labels", "float_model")
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class RunConfig:
     # Fine-tuning (pruning, QAT, PQAT) runs at most this many steps in all: on a large training split each
     # epoch is a fresh shuffled sample of it, not a pass over every row.
     fine_tune_steps: int = 6000
-    fine_tune_targets: str = "labels"   # one of FINE_TUNE_TARGETS
+    fine_tune_targets: str = "training"   # one of FINE_TUNE_TARGETS
     # None: try each of PRUNING_LEARNING_RATES, keep the best on validation (validation_choice.py)
     pruning_learning_rate: float | None = None
     quantization_aware_learning_rate: float = 1e-4
@@ -169,7 +170,7 @@ class RunConfig:
             )
         if self.fine_tune_targets not in FINE_TUNE_TARGETS:
             raise InputError(f"option --fine-tune-targets is {self.fine_tune_targets!r}, expected one of "
-                             f"{', '.join(FINE_TUNE_TARGETS)}", fix="pass --fine-tune-targets labels")
+                             f"{', '.join(FINE_TUNE_TARGETS)}", fix="pass --fine-tune-targets training")
         if self.sparsity_allocation not in SPARSITY_ALLOCATIONS:
             raise InputError(f"option --sparsity-allocation is {self.sparsity_allocation!r}, expected one of "
                              f"{', '.join(SPARSITY_ALLOCATIONS)}", fix="pass --sparsity-allocation sensitivity")

@@ -163,7 +163,7 @@ def _run_stages(config: RunConfig, domain: Domain, data: DomainData, runtime, fo
         inputs = _encoded_inputs(config, domain, data, folder, recipe)
         float_model = _train_float_model(config, domain, data, runtime, folder, progress, inputs, cluster, recipe)
     with progress.stage("compress"):
-        variants = _compress_variants(config, domain, data, runtime, folder, progress, inputs, float_model)
+        variants = _compress_variants(config, domain, data, runtime, folder, progress, inputs, float_model, recipe)
     with progress.stage("evaluate on LiteRT"):
         evaluated = _evaluate_variants(config, domain, data, folder, progress, inputs, float_model, variants)
     evaluations = evaluated.evaluations
@@ -273,14 +273,15 @@ def _deep_ensemble(config: RunConfig, domain: Domain, data: DomainData, runtime,
 
 
 def _compress_variants(config: RunConfig, domain: Domain, data: DomainData, runtime, folder: artifacts.RunFolder,
-                       progress: Progress, inputs: _Inputs, float_model: "_FloatModel") -> dict:
+                       progress: Progress, inputs: _Inputs, float_model: "_FloatModel",
+                       recipe: search_step.Recipe) -> dict:
     """Builds every variant; writes each .tflite built and compression.json. Returns name -> VariantResult."""
     from pipeline.stages.compress import compress
 
     job = compression_job(config, domain, data, float_model.trained, model_options=float_model.model_options,
                           train_x=inputs.train_x, validation_x=inputs.validation_x, batch_size=runtime.batch_size,
                           threads=runtime.intra_op_threads, deterministic_ops=runtime.deterministic_ops,
-                          reference=Predictions(float_model.validation_scores, float_model.threshold))
+                          reference=Predictions(float_model.validation_scores, float_model.threshold), recipe=recipe)
     variants = compress(job, progress=progress)
     for result in variants.values():
         if result.tflite is not None:
@@ -536,14 +537,15 @@ def _write_model_card(folder: artifacts.RunFolder, *, manifest: dict, metrics: d
 
 def compression_job(config: RunConfig, domain: Domain, data: DomainData, trained, *, model_options: dict,
                     train_x: np.ndarray, validation_x: np.ndarray, batch_size: int, threads: int | None = None,
-                    deterministic_ops: bool = False, reference: Predictions | None = None):
+                    deterministic_ops: bool = False, reference: Predictions | None = None,
+                    recipe: search_step.Recipe | None = None):
     """The CompressionJob of a trained model, with every compression option of the config; `threads` and
     `deterministic_ops`: the run's TensorFlow settings (Runtime), which the compression child repeats;
-    `reference`: the float model's validation predictions, which selective_int8 is judged against."""
+    `reference`: the float model's validation predictions, which selective_int8 is judged against; `recipe`: how the
+    float model was trained, which fine-tuning repeats (--fine-tune-targets training; None: the default recipe)."""
     from pipeline.stages import calibration_audit
     from pipeline.stages.compress import CompressionJob, weights_by_layer_name
     from pipeline.stages.group_harm import HarmTarget
-    from pipeline.stages.train import sample_weights_for
 
     # The calibration-set audit's candidates: rows of one group of the first sensitive column each.
     column = str(data.train.groups.columns[0]) if reference is not None and data.train.groups.shape[1] else None
@@ -556,8 +558,7 @@ def compression_job(config: RunConfig, domain: Domain, data: DomainData, trained
     return CompressionJob(
         model_builder=domain.model_builder, input_shape=tuple(train_x.shape[1:]), model_options=model_options,
         weights=weights_by_layer_name(trained.model), twin_model_options=domain.twin_model_options(data),
-        train_features=train_x, train_labels=data.train.labels.astype(np.float32),
-        train_sample_weights=sample_weights_for(data.train.labels, trained.class_weights),
+        **fine_tuning_rows(config.fine_tune_targets, train_x, data.train.labels, trained.class_weights, recipe),
         representative_features=train_x[representative_row_ids(data.train.labels, config.representative_rows,
                                                                config.seed)],
         validation_features=validation_x, validation_labels=data.validation.labels, variants=config.variants,
@@ -575,6 +576,25 @@ def compression_job(config: RunConfig, domain: Domain, data: DomainData, trained
             threshold_rule=config.threshold_rule, min_group_size=config.min_group_size,
             min_positives=config.gate.min_positives_per_group),
         calibration_sets=calibration_sets, calibration_column=column if calibration_sets else None)
+
+
+def fine_tuning_rows(what: str, train_x: np.ndarray, labels: np.ndarray, class_weights: dict[int, float],
+                     recipe: search_step.Recipe | None) -> dict:
+    """The CompressionJob fields of what fine-tuning fits (config.FINE_TUNE_TARGETS). "training": what the float
+    model was trained on (the recipe's synthetic rows after the train rows, its teacher's mix as targets, the same
+    weights and loss), since fine-tuning on another objective or fewer rows moves the model away from the one it
+    replaces; otherwise the train rows' labels, class-weighted, with binary cross-entropy ("float_model" replaces
+    the targets in the compression child)."""
+    from pipeline.stages.fitting import sample_weights_for, training_rows
+
+    features, targets, weights, loss = train_x, labels, None, "binary_crossentropy"
+    if what == "training" and recipe is not None:
+        features, _, soft, weights = training_rows(train_x, labels, class_weights, targets=recipe.train_targets,
+                                                   extra_rows=recipe.extra_rows)
+        targets, loss = (labels if soft is None else soft), recipe.loss
+    return {"train_features": features, "train_labels": np.asarray(targets, dtype=np.float32),
+            "train_sample_weights": sample_weights_for(labels, class_weights) if weights is None else weights,
+            "fine_tune_loss": loss}
 
 
 def representative_row_ids(labels: np.ndarray, rows: int, seed: int) -> np.ndarray:

@@ -85,12 +85,14 @@ def test_a_deep_ensemble_fine_tunes_member_by_member_and_ships_their_average():
 
     ensemble = build_mlp(keras, (8,), **options)
     job = dataclasses.replace(job, model_builder=build_mlp, model_options=options,
-                              weights=weights_by_layer_name(ensemble))
+                              weights=weights_by_layer_name(ensemble), fine_tune_targets="training",
+                              fine_tune_loss="focal")   # the float model's loss, as a recipe may have trained it
     results = compress(job, progress=lambda _: None)
     assert all(r.status == "ok" for r in results.values()), {n: r.reason for n, r in results.items()}
     for name, result in results.items():
         fine_tuning = result.details["fine_tuning"]
         assert fine_tuning["objective"] == "each ensemble member's own loss", name
+        assert (fine_tuning["loss"], fine_tuning["rows"]) == ("focal", 600), name
         losses = fine_tuning["member_final_losses"]
         assert len(losses) == 3 and all(np.isfinite(losses)), name
         assert sum(losses) == pytest.approx(fine_tuning["final_loss"], rel=1e-4), name   # the loss fit is theirs

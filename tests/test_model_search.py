@@ -183,3 +183,35 @@ def test_rows_a_teacher_labelled_train_beside_the_train_rows():
         train_model(model_builder=build_mlp, input_shape=(4,), model_options={}, train_features=features,
                     train_labels=labels, validation_features=features, validation_labels=labels, runtime=runtime,
                     epochs=1, cluster=object(), extra_rows=(extra, extra_targets))
+
+
+def test_fine_tuning_fits_what_the_float_model_was_trained_on_unless_told_otherwise():
+    # --fine-tune-targets training (the default): the recipe's synthetic rows after the train rows, its teacher's mix
+    # as targets, the train rows' class weights and weight 1 for the synthetic ones, and its loss.
+    import dataclasses
+
+    from pipeline.run import fine_tuning_rows
+    from pipeline.search_step import Recipe
+
+    features = np.arange(8, dtype=np.float32).reshape(4, 2)
+    labels = np.array([0, 1, 0, 1])
+    class_weights = {0: 1.0, 1: 3.0}
+    extra = np.full((2, 2), 9.0, dtype=np.float32)
+    recipe = Recipe(data=None, model_options={}, learning_rate=1e-3, loss="focal",
+                    train_targets=np.array([0.1, 0.8, 0.2, 0.9]), extra_rows=(extra, np.array([0.3, 0.7])))
+    rows = fine_tuning_rows("training", features, labels, class_weights, recipe)
+    np.testing.assert_array_equal(rows["train_features"], np.concatenate([features, extra]))
+    np.testing.assert_allclose(rows["train_labels"], [0.1, 0.8, 0.2, 0.9, 0.3, 0.7], rtol=1e-6)
+    np.testing.assert_allclose(rows["train_sample_weights"], [1, 3, 1, 3, 1, 1])
+    assert rows["fine_tune_loss"] == "focal"
+    # A teacher without synthetic rows: its mix on the train rows, class-weighted.
+    rows = fine_tuning_rows("training", features, labels, class_weights, dataclasses.replace(recipe, extra_rows=None))
+    np.testing.assert_allclose(rows["train_labels"], [0.1, 0.8, 0.2, 0.9], rtol=1e-6)
+    np.testing.assert_allclose(rows["train_sample_weights"], [1, 3, 1, 3])
+    # The labels (asked for, or no recipe known): the train rows, class-weighted, binary cross-entropy.
+    for what, given in (("labels", recipe), ("float_model", recipe), ("training", None)):
+        rows = fine_tuning_rows(what, features, labels, class_weights, given)
+        np.testing.assert_array_equal(rows["train_features"], features)
+        np.testing.assert_array_equal(rows["train_labels"], labels)
+        np.testing.assert_allclose(rows["train_sample_weights"], [1, 3, 1, 3])
+        assert rows["fine_tune_loss"] == "binary_crossentropy", what

@@ -43,6 +43,25 @@ LOSSES = ("binary_crossentropy", "focal")
 LEARNING_RATE_SCHEDULES = ("constant", "reduce_on_plateau")
 
 
+def sample_weights_for(labels: np.ndarray, class_weights: dict[int, float]) -> np.ndarray:
+    return np.where(np.asarray(labels) == 1, class_weights[1], class_weights[0]).astype(np.float32)
+
+
+def training_rows(features: np.ndarray, labels: np.ndarray, class_weights: dict[int, float], *,
+                  targets: np.ndarray | None = None, extra_rows: tuple[np.ndarray, np.ndarray] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(features, labels, targets, weights) that a recipe trains on: the train rows, then any `extra_rows` (synthetic
+    rows and a teacher's scores) at weight 1 beside the train rows' class weights. targets: `targets` (a teacher's mix)
+    or the labels, None where neither is given; weights: None without extra rows (the class weights then apply)."""
+    if extra_rows is None:
+        return features, labels, targets, None
+    extra_features, extra_targets = extra_rows
+    return (np.concatenate([features, extra_features]),
+            np.concatenate([labels, np.rint(extra_targets).astype(np.asarray(labels).dtype)]),
+            np.concatenate([labels if targets is None else targets, extra_targets]),
+            np.concatenate([sample_weights_for(labels, class_weights), np.ones(len(extra_targets))]))
+
+
 def make_loss(keras: Any, name: str) -> Any:
     """The named loss of the Keras module `keras`."""
     if name == "binary_crossentropy":

@@ -17,6 +17,7 @@ from pipeline.runtime import Runtime
 from pipeline.stages.distributed import DistributedJob, train_multi_worker
 # OPTIMIZERS and make_optimizer are re-exported: callers have imported them from this module.
 from pipeline.stages.fitting import OPTIMIZERS, best_epoch, compile_model, fit, make_optimizer  # noqa: F401
+from pipeline.stages.fitting import training_rows
 from pipeline.stages.input_pipeline import Augmentation, evaluation_dataset, training_dataset
 from pipeline.stages.twin import build_with_weights
 
@@ -51,10 +52,6 @@ def class_weights_for(labels: np.ndarray) -> dict[int, float]:
     positives = max(int(labels.sum()), 1)
     negatives = max(int(labels.size - positives), 1)
     return {0: 1.0, 1: float(max(1.0, np.sqrt(negatives / positives)))}
-
-
-def sample_weights_for(labels: np.ndarray, class_weights: dict[int, float]) -> np.ndarray:
-    return np.where(np.asarray(labels) == 1, class_weights[1], class_weights[0]).astype(np.float32)
 
 
 def train_model(
@@ -104,13 +101,8 @@ def train_model(
     compile_model(keras, model, optimizer=optimizer, learning_rate=learning_rate, jit_compile=runtime.jit_compile,
                   loss=loss)
     class_weights = class_weights_for(train_labels)
-    features, labels, targets, weights = train_features, train_labels, train_targets, None
-    if extra_rows is not None:
-        extra_features, extra_targets = extra_rows
-        features = np.concatenate([train_features, extra_features])
-        targets = np.concatenate([train_labels if train_targets is None else train_targets, extra_targets])
-        labels = np.concatenate([train_labels, np.rint(extra_targets).astype(train_labels.dtype)])
-        weights = np.concatenate([sample_weights_for(train_labels, class_weights), np.ones(len(extra_targets))])
+    features, labels, targets, weights = training_rows(train_features, train_labels, class_weights,
+                                                       targets=train_targets, extra_rows=extra_rows)
     batches, pipeline = training_dataset(features, labels, class_weights=class_weights,
                                          batch_size=runtime.batch_size, seed=runtime.seed, augmentation=augmentation,
                                          targets=targets, weights=weights)

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pipeline.stages import calibration_audit, validation_choice
+from pipeline.stages import calibration_audit, fitting, validation_choice
 from pipeline.stages.batch_norm_folding import fold_batch_normalization
 from pipeline.stages.twin import build_with_weights, max_output_difference
 from pipeline.stages.variants import CompressionJob, VariantResult
@@ -275,7 +275,8 @@ class VariantBuilder:
         if members is not None:
             targets = [targets] * len(members)
             weights = None if weights is None else [weights] * len(members)
-        trained.compile(optimizer=self.keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
+        loss = "binary_crossentropy" if job.fine_tune_targets == "float_model" else job.fine_tune_loss
+        trained.compile(optimizer=self.keras.optimizers.Adam(learning_rate), loss=fitting.make_loss(self.keras, loss))
         first_eligible = max(1, math.ceil(eligible_from_step / steps_per_epoch))  # 1-based epoch
         keeper = _best_epoch_keeper(self.keras, job.validation_features, job.validation_labels,
                                     first_eligible=first_eligible, batch_size=job.batch_size, scored_model=model)
@@ -287,7 +288,7 @@ class VariantBuilder:
                    "rows_per_epoch": min(steps_per_epoch * job.batch_size, len(job.train_labels)),
                    "sampled": steps_per_epoch < full_pass,
                    "learning_rate": learning_rate, "final_loss": float(history.history["loss"][-1]),
-                   "targets": job.fine_tune_targets}
+                   "targets": job.fine_tune_targets, "loss": loss, "rows": int(len(job.train_labels))}
         if members is not None:
             summary["objective"] = "each ensemble member's own loss"
             summary["member_final_losses"] = [float(history.history[f"{name}_loss"][-1])
@@ -301,9 +302,9 @@ class VariantBuilder:
 
     def _fine_tuning_targets(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(targets, sample weights) that fine-tuning fits: the float model's scores on the training rows, or the
-        labels with their class weights (CompressionJob.fine_tune_targets)."""
+        job's targets and weights (CompressionJob.fine_tune_targets)."""
         job = self.job
-        if job.fine_tune_targets == "labels":
+        if job.fine_tune_targets != "float_model":
             return job.train_labels, job.train_sample_weights
         if self._float_train_scores is None:
             self.report("    fine-tuning targets: the float model's scores on the training rows (self-distillation)")

@@ -39,6 +39,9 @@ class CompressionJob:
     # Trained Keras 3 weights by layer name. Builders name every layer that has weights,
     # so the twin finds them whatever else differs (e.g. an unrolled recurrent layer).
     weights: dict[str, list[np.ndarray]]
+    # The rows fine-tuning fits, their targets (labels, or soft targets where the float model was trained on a
+    # teacher's mix) and weights (None: unweighted), and its loss (fitting.LOSSES): run.compression_job sets them
+    # from fine_tune_targets.
     train_features: np.ndarray
     train_labels: np.ndarray
     train_sample_weights: np.ndarray | None
@@ -58,13 +61,12 @@ class CompressionJob:
     fine_tune_epochs: int = 6
     # The most fine-tuning steps in all (each epoch then a shuffled sample of the training rows).
     fine_tune_steps: int = 6000
-    # What fine-tuning fits: "labels" (binary cross-entropy on the labels, class-weighted), or "float_model", the
-    # trained float model's scores on the training rows, unweighted (self-distillation: the compressed model is
-    # pulled toward the function it replaces, whatever loss, teacher or augmentation trained that). Measured on
-    # AI4I (seed 0, 2026-11-28), whose float model was trained with focal loss, a teacher and synthetic rows:
-    # qat_int8 lost 0.020 PR-AUC against float with the labels and 0.007 with the float model's scores, while
-    # pruned_int8 lost 0.024 and 0.032: not the default until it is measured on every case.
+    # What fine-tuning fits (config.FINE_TUNE_TARGETS): "training" and "labels" fit train_labels with
+    # train_sample_weights and fine_tune_loss, which run.compression_job sets to what the float model was trained on
+    # or to the labels with binary cross-entropy; "float_model", the trained float model's scores on
+    # train_features, unweighted, with binary cross-entropy (self-distillation).
     fine_tune_targets: str = "labels"
+    fine_tune_loss: str = "binary_crossentropy"
     # Pruning has to recover from losing most weights, at a learning rate that depends on the
     # model and data: each candidate fine-tunes its own copy and the best on validation is kept, or
     # of those provably equivalent to it, the one that ranks rows most like the float model

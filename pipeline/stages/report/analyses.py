@@ -207,9 +207,7 @@ def _fine_tuning_lines(compression: dict) -> list[str]:
         if result["status"] != "ok" or not tuning:
             continue
         line = (f"`{name}`: {tuning['epochs']} epochs at learning rate {tuning['learning_rate']:g}"
-                + (" toward the float model's scores (self-distillation)" if tuning.get("targets") == "float_model"
-                   else " on the labels" if tuning.get("targets") == "labels" else "")
-                + f", kept epoch {tuning['kept_epoch']}")
+                + _fine_tuning_objective(tuning) + f", kept epoch {tuning['kept_epoch']}")
         if tuning.get("sampled"):  # a large training split: the --fine-tune-steps budget
             line += (f" ({tuning['steps']:,} steps in all, {tuning['steps_per_epoch']:,} an epoch, each over a "
                      f"shuffled sample of {tuning['rows_per_epoch']:,} training rows: the --fine-tune-steps budget)")
@@ -234,6 +232,18 @@ def _fine_tuning_lines(compression: dict) -> list[str]:
                          + " are set back to zero after every batch)")
         lines.append(line + ".")
     return lines
+
+
+def _fine_tuning_objective(tuning: dict) -> str:
+    """What a variant's fine-tuning fitted, as words after "... at learning rate R" (empty for older runs)."""
+    targets = {"float_model": " toward the float model's scores (self-distillation)",
+               "labels": " on the labels",
+               "training": " on what the float model was trained on"}.get(tuning.get("targets"), "")
+    if targets and tuning.get("rows"):
+        targets += f" ({tuning['rows']:,} rows, {str(tuning.get('loss', 'binary_crossentropy')).replace('_', ' ')})"
+    if tuning.get("member_final_losses"):
+        targets += f", each of its {len(tuning['member_final_losses'])} ensemble members on its own loss"
+    return targets
 
 
 def _group_results(audit: dict, ship: str, plots: list[str]) -> list:
