@@ -83,7 +83,10 @@ def test_a_deep_ensemble_fine_tunes_member_by_member_and_ships_their_average():
                      validation_features=validation, validation_labels=validation_labels)
     import keras
 
-    ensemble = build_mlp(keras, (8,), **options)
+    keras.utils.set_random_seed(4)
+    ensemble = build_mlp(keras, (8,), **options)   # a trained float model: int8 then keeps its ranking
+    ensemble.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
+    ensemble.fit(job.train_features, job.train_labels, epochs=15, batch_size=64, verbose=0)
     job = dataclasses.replace(job, model_builder=build_mlp, model_options=options,
                               weights=weights_by_layer_name(ensemble), fine_tune_targets="training",
                               fine_tune_loss="focal")   # the float model's loss, as a recipe may have trained it
@@ -98,7 +101,7 @@ def test_a_deep_ensemble_fine_tunes_member_by_member_and_ships_their_average():
         assert sum(losses) == pytest.approx(fine_tuning["final_loss"], rel=1e-4), name   # the loss fit is theirs
         kept = fine_tuning["validation_pr_auc_by_epoch"][fine_tuning["kept_epoch"] - 1]
         shipped = average_precision_score(validation_labels, LiteRTModel(result.tflite).predict(validation))
-        assert shipped == pytest.approx(kept, abs=0.03), name   # the kept epoch is the average's, less int8 steps
+        assert shipped == pytest.approx(kept, abs=0.01), name   # the kept epoch is the average's, less int8 steps
     micro = run_on_microcontroller(results["pqat_int8"].tflite, validation[:50])
     assert micro.supported, micro.first_unsupported
     assert {"ADD", "MUL"} <= set(micro.operators)   # the members' average
