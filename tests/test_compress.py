@@ -212,3 +212,57 @@ def test_fine_tuning_pulls_the_compressed_model_toward_the_float_model_unless_to
         float_scores = np.asarray(model.predict_on_batch(validation)).ravel()
         outputs[targets] = np.abs(LiteRTModel(result.tflite).predict(validation) - float_scores).mean()
     assert outputs["float_model"] < 0.02 and outputs["labels"] > 3 * outputs["float_model"], outputs
+
+
+def test_pruning_recovery_goes_on_while_validation_improves_and_stops_when_it_does_not():
+    # fine_tuning.best_epoch_keeper with stop_after: past the planned epochs, training stops once
+    # RECOVERY_PATIENCE epochs pass without a better validation PR-AUC; the best eligible epoch is kept.
+    import tf_keras
+
+    from pipeline.stages.fine_tuning import RECOVERY_PATIENCE, best_epoch_keeper
+
+    labels = np.array([0, 1] * 50)
+    # The scored model's ranking improves (more positives ranked first) until epoch 7, then stalls.
+    quality = iter([0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.14, 0.12, 0.13, 0.10, 0.10, 0.10])
+
+    class Scored:
+        def __init__(self):
+            self.epoch_quality = 0.0
+
+        def predict(self, features, **_):
+            noise = np.random.default_rng(0).random(len(labels))
+            return (1 - self.epoch_quality) * noise + self.epoch_quality * labels
+
+        def get_weights(self):
+            return [np.array([self.epoch_quality])]
+
+        def set_weights(self, weights):
+            self.epoch_quality = float(weights[0][0])
+
+    class Fitted:
+        stop_training = False
+
+    scored, fitted = Scored(), Fitted()
+    keeper = best_epoch_keeper(tf_keras, np.zeros((100, 1)), labels, first_eligible=4, batch_size=32,
+                               scored_model=scored, stop_after=6)
+    keeper.set_model(fitted)
+    epoch = 0
+    while not fitted.stop_training and epoch < 12:
+        scored.epoch_quality = next(quality)
+        keeper.on_epoch_end(epoch)
+        epoch += 1
+    assert RECOVERY_PATIENCE == 2 and epoch == 9   # best at 7 (past the planned 6), then 8 and 9 not better
+    record = keeper.restore_best(scored)
+    assert record["kept_epoch"] == 7 and scored.epoch_quality == pytest.approx(0.14)
+    # Not improving at the planned end: it stops there, as without recovery.
+    quality = iter([0.02, 0.04, 0.12, 0.10, 0.10, 0.08, 0.18])
+    fitted = Fitted()
+    keeper = best_epoch_keeper(tf_keras, np.zeros((100, 1)), labels, first_eligible=1, batch_size=32,
+                               scored_model=scored, stop_after=6)
+    keeper.set_model(fitted)
+    epoch = 0
+    while not fitted.stop_training and epoch < 7:
+        scored.epoch_quality = next(quality)
+        keeper.on_epoch_end(epoch)
+        epoch += 1
+    assert epoch == 6 and keeper.restore_best(scored)["kept_epoch"] == 3

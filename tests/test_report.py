@@ -139,3 +139,21 @@ def test_the_card_lists_explanation_agreement_by_group_and_flags_the_low_ones():
     assert "| `int8` | 0.950 | — | Age = 66+: 0.400 ⚠ | 1 |" in text
     assert "| `pruned_int8` (shipped) | 0.990 | 5 of 5 | Age = 18-25: 0.980 | 0 |" in text
     assert "`pruned_int8` vs float, by group" in text and "`int8` vs float, by group" not in text
+
+
+def test_the_cards_fine_tuning_line_says_what_was_fit_how_the_ensemble_was_tuned_and_how_long_it_recovered():
+    from pipeline.stages.report.analyses import _fine_tuning_lines
+
+    tuning = {"epochs": 9, "learning_rate": 1e-3, "kept_epoch": 7, "targets": "training", "rows": 54000,
+              "loss": "focal", "member_final_losses": [0.1] * 5,
+              "recovery": "went on past the planned 6 epochs while validation PR-AUC improved"}
+    lines = _fine_tuning_lines({"pruned_int8": {"status": "ok", "details": {"fine_tuning": tuning}},
+                                "int8": {"status": "ok", "details": {}}})
+    assert lines == ["`pruned_int8`: 9 epochs at learning rate 0.001 on what the float model was trained on "
+                     "(54,000 rows, focal), each of its 5 ensemble members on its own loss, kept epoch 7 (pruning's "
+                     "recovery went on past the planned 6 epochs while validation PR-AUC improved)."]
+    labels = _fine_tuning_lines({"qat_int8": {"status": "ok", "details": {"fine_tuning": {
+        "epochs": 6, "learning_rate": 1e-4, "kept_epoch": 2, "targets": "labels", "rows": 600,
+        "loss": "binary_crossentropy"}}}})
+    assert labels == ["`qat_int8`: 6 epochs at learning rate 0.0001 on the labels (600 rows, binary crossentropy), "
+                      "kept epoch 2."]

@@ -10,6 +10,11 @@ from typing import Any
 
 import numpy as np
 
+# Pruning's recovery goes on past its planned epochs while the validation score still improves: it stops once this
+# many epochs pass without a better one (at most PRUNING_MAX_EPOCHS_FACTOR x the planned epochs in all).
+RECOVERY_PATIENCE = 2
+PRUNING_MAX_EPOCHS_FACTOR = 2
+
 
 def averaged_members(keras, model) -> list | None:
     """The member outputs (tensors) of a deep ensemble, whose output layer averages them; None otherwise."""
@@ -25,11 +30,14 @@ def averaged_members(keras, model) -> list | None:
 
 
 def best_epoch_keeper(keras, features: np.ndarray | None, labels: np.ndarray | None, *, first_eligible: int,
-                       batch_size: int, scored_model=None):
+                      batch_size: int, scored_model=None, stop_after: int | None = None,
+                      patience: int = RECOVERY_PATIENCE):
     """A `keras.callbacks.Callback` (of the given Keras module) that scores every epoch on the
     validation split by PR-AUC and keeps the weights of the best eligible epoch; None without
     a validation split with both classes. `scored_model`: the model scored and snapshot, where it is not
-    the one being fit (an ensemble's average, fit member by member through a model sharing its layers)."""
+    the one being fit (an ensemble's average, fit member by member through a model sharing its layers).
+    `stop_after`: the planned epochs, where the fit may run longer: from there on, training stops once `patience`
+    epochs have passed without a better validation score (still improving at the planned end: it goes on)."""
     if features is None or labels is None or len(labels) == 0 or len(np.unique(labels)) < 2:
         return None
     from sklearn.metrics import average_precision_score
@@ -47,6 +55,9 @@ def best_epoch_keeper(keras, features: np.ndarray | None, labels: np.ndarray | N
             self.scores.append(score)
             if epoch + 1 >= first_eligible and (self.best is None or score > self.best[0]):
                 self.best = (score, epoch + 1, [np.array(w) for w in model.get_weights()])
+            if stop_after is not None and epoch + 1 >= stop_after and self.best is not None \
+                    and epoch + 1 - self.best[1] >= patience:
+                self.model.stop_training = True
 
         def restore_best(self, model) -> dict:
             score, epoch, weights = self.best
