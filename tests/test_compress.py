@@ -222,10 +222,8 @@ def test_pruning_recovery_goes_on_while_validation_improves_and_stops_when_it_do
     from pipeline.stages.fine_tuning import RECOVERY_PATIENCE, best_epoch_keeper
 
     labels = np.array([0, 1] * 50)
-    # The scored model's ranking improves (more positives ranked first) until epoch 7, then stalls.
-    quality = iter([0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.14, 0.12, 0.13, 0.10, 0.10, 0.10])
 
-    class Scored:
+    class Scored:   # ranks more positives first the higher its epoch's quality
         def __init__(self):
             self.epoch_quality = 0.0
 
@@ -242,27 +240,25 @@ def test_pruning_recovery_goes_on_while_validation_improves_and_stops_when_it_do
     class Fitted:
         stop_training = False
 
-    scored, fitted = Scored(), Fitted()
-    keeper = best_epoch_keeper(tf_keras, np.zeros((100, 1)), labels, first_eligible=4, batch_size=32,
-                               scored_model=scored, stop_after=6)
-    keeper.set_model(fitted)
-    epoch = 0
-    while not fitted.stop_training and epoch < 12:
-        scored.epoch_quality = next(quality)
-        keeper.on_epoch_end(epoch)
-        epoch += 1
-    assert RECOVERY_PATIENCE == 2 and epoch == 9   # best at 7 (past the planned 6), then 8 and 9 not better
+    scored = Scored()
+
+    def epochs_run(qualities: list[float], first_eligible: int):
+        """Drives the keeper as fit would (stop_after: the planned 6 epochs): (epochs run, the keeper)."""
+        fitted = Fitted()
+        keeper = best_epoch_keeper(tf_keras, np.zeros((100, 1)), labels, first_eligible=first_eligible,
+                                   batch_size=32, scored_model=scored, stop_after=6)
+        keeper.set_model(fitted)
+        epoch = 0
+        while not fitted.stop_training and epoch < len(qualities):
+            scored.epoch_quality = qualities[epoch]
+            keeper.on_epoch_end(epoch)
+            epoch += 1
+        return epoch, keeper
+
+    epochs, keeper = epochs_run([0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.14, 0.12, 0.13, 0.10, 0.10, 0.10], 4)
+    assert RECOVERY_PATIENCE == 2 and epochs == 9   # best at 7 (past the planned 6), then 8 and 9 not better
     record = keeper.restore_best(scored)
     assert record["kept_epoch"] == 7 and scored.epoch_quality == pytest.approx(0.14)
     # Not improving at the planned end: it stops there, as without recovery.
-    quality = iter([0.02, 0.04, 0.12, 0.10, 0.10, 0.08, 0.18])
-    fitted = Fitted()
-    keeper = best_epoch_keeper(tf_keras, np.zeros((100, 1)), labels, first_eligible=1, batch_size=32,
-                               scored_model=scored, stop_after=6)
-    keeper.set_model(fitted)
-    epoch = 0
-    while not fitted.stop_training and epoch < 7:
-        scored.epoch_quality = next(quality)
-        keeper.on_epoch_end(epoch)
-        epoch += 1
-    assert epoch == 6 and keeper.restore_best(scored)["kept_epoch"] == 3
+    epochs, keeper = epochs_run([0.02, 0.04, 0.12, 0.10, 0.10, 0.08, 0.18], 1)
+    assert epochs == 6 and keeper.restore_best(scored)["kept_epoch"] == 3
