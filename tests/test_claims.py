@@ -67,8 +67,10 @@ def _imports(tree: ast.AST) -> set[str]:
 TF_KERAS_ELSEWHERE = {
     "pipeline/stages/distributed.py": "tf.distribute.MultiWorkerMirroredStrategy trains tf_keras models, not Keras 3",
 }
-# The compression stage: the parent (compress.py), the child that builds the variants, the twin helpers.
-COMPRESSION_STAGE = {"pipeline/stages/compress.py", "pipeline/stages/variant_builder.py", "pipeline/stages/twin.py",
+# The compression stage: the parent (compress.py), the child that builds the variants and its fine-tuning callbacks,
+# the twin helpers.
+COMPRESSION_STAGE = {"pipeline/stages/compress.py", "pipeline/stages/variant_builder.py",
+                     "pipeline/stages/fine_tuning.py", "pipeline/stages/twin.py",
                      "pipeline/stages/batch_norm_folding.py"}
 
 

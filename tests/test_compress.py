@@ -196,8 +196,8 @@ def test_fine_tuning_is_budgeted_in_steps_and_pruning_still_reaches_its_target()
 
 
 def test_fine_tuning_pulls_the_compressed_model_toward_the_float_model_unless_told_to_fit_the_labels():
-    # Labels unrelated to the float model: fitting them (the default) moves quantization-aware fine-tuning away from the
-    # model it replaces; fitting the float model's own scores keeps it there.
+    # Labels unrelated to the float model: fitting them moves quantization-aware fine-tuning away from the model it
+    # replaces; fitting the float model's own scores keeps it there.
     rng = np.random.default_rng(3)
     validation = rng.normal(size=(200, 8)).astype(np.float32)
     outputs = {}

@@ -143,15 +143,19 @@ def test_the_card_lists_explanation_agreement_by_group_and_flags_the_low_ones():
 
 def test_the_cards_fine_tuning_line_says_what_was_fit_how_the_ensemble_was_tuned_and_how_long_it_recovered():
     from pipeline.stages.report.analyses import _fine_tuning_lines
+    from pipeline.stages.variant_builder import _recovery_words
 
     tuning = {"epochs": 9, "learning_rate": 1e-3, "kept_epoch": 7, "targets": "training", "rows": 54000,
               "loss": "focal", "member_final_losses": [0.1] * 5,
-              "recovery": "went on past the planned 6 epochs while validation PR-AUC improved"}
+              "recovery": _recovery_words(planned=6, most=12, run=9, best=7)}
     lines = _fine_tuning_lines({"pruned_int8": {"status": "ok", "details": {"fine_tuning": tuning}},
                                 "int8": {"status": "ok", "details": {}}})
     assert lines == ["`pruned_int8`: 9 epochs at learning rate 0.001 on what the float model was trained on "
                      "(54,000 rows, focal), each of its 5 ensemble members on its own loss, kept epoch 7 (pruning's "
-                     "recovery went on past the planned 6 epochs while validation PR-AUC improved)."]
+                     "recovery ran 9 of at most 12 epochs (6 planned); best validation PR-AUC at epoch 7, stopped "
+                     "after 2 epochs without a better one)."]
+    assert _recovery_words(planned=6, most=12, run=12, best=11).endswith("stopped at the limit")
+    assert _recovery_words(planned=6, most=12, run=6, best=4).endswith("stopped after 2 epochs without a better one")
     labels = _fine_tuning_lines({"qat_int8": {"status": "ok", "details": {"fine_tuning": {
         "epochs": 6, "learning_rate": 1e-4, "kept_epoch": 2, "targets": "labels", "rows": 600,
         "loss": "binary_crossentropy"}}}})

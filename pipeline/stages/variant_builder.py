@@ -66,6 +66,17 @@ def child_main(connection, job: CompressionJob, variants: tuple[str, ...], log_p
     connection.close()
 
 
+def _recovery_words(planned: int, most: int, run: int, best: int) -> str:
+    """How long pruning's recovery ran and why it stopped (fine_tuning.best_epoch_keeper's `stop_after` rule)."""
+    stale = run - best
+    if run == most and stale < fine_tuning.RECOVERY_PATIENCE:
+        why = "stopped at the limit"
+    else:
+        why = f"stopped after {stale} epochs without a better one"
+    return (f"pruning's recovery ran {run} of at most {most} epochs ({planned} planned); best validation PR-AUC at "
+            f"epoch {best}, {why}")
+
+
 def _short(text: str, limit: int = 400) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -270,7 +281,8 @@ class VariantBuilder:
         improves (fine_tuning.best_epoch_keeper's `stop_after`), up to PRUNING_MAX_EPOCHS_FACTOR x the plan and
         within the --fine-tune-steps budget: a model that lost most of its weights may need longer to recover than
         the plan gives, and the epochs run first are the same either way, so the kept epoch is as good or better on
-        validation (measured on AI4I, seed 0: still rising at epoch 6 of 6; 12 epochs recovered its float PR-AUC)."""
+        validation (measured on AI4I, seed 0: validation PR-AUC 0.907 at epoch 6 of 6, still rising; recovery ran to
+        epoch 9 and kept epoch 7 at 0.914, float's 0.912; on test pruned_int8 went from -0.0105 to +0.009)."""
         job = self.job
         epochs, steps_per_epoch, full_pass = self._fine_tuning_plan()
         planned = epochs
@@ -303,12 +315,6 @@ class VariantBuilder:
                    "sampled": steps_per_epoch < full_pass,
                    "learning_rate": learning_rate, "final_loss": float(history.history["loss"][-1]),
                    "targets": job.fine_tune_targets, "loss": loss, "rows": int(len(job.train_labels))}
-        if epochs > planned:
-            summary.update(planned_epochs=planned, most_epochs=epochs, recovery=(
-                f"went on past the planned {planned} epochs while validation PR-AUC improved, stopping "
-                f"{fine_tuning.RECOVERY_PATIENCE} epochs after the best (at most {epochs})" if epochs_run > planned
-                else f"stopped at the planned {planned} epochs: validation PR-AUC had not improved for "
-                     f"{fine_tuning.RECOVERY_PATIENCE} epochs"))
         if members is not None:
             summary["objective"] = "each ensemble member's own loss"
             summary["member_final_losses"] = [float(history.history[f"{name}_loss"][-1])
@@ -318,6 +324,9 @@ class VariantBuilder:
             summary["kept_because"] = "last epoch (no validation split given)"
         else:
             summary.update(keeper.restore_best(model))
+        if epochs > planned:
+            summary.update(planned_epochs=planned, most_epochs=epochs,
+                           recovery=_recovery_words(planned, epochs, epochs_run, summary["kept_epoch"]))
         return summary
 
     def _fine_tuning_targets(self) -> tuple[np.ndarray, np.ndarray | None]:

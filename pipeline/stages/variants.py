@@ -65,7 +65,7 @@ class CompressionJob:
     # train_sample_weights and fine_tune_loss, which run.compression_job sets to what the float model was trained on
     # or to the labels with binary cross-entropy; "float_model", the trained float model's scores on
     # train_features, unweighted, with binary cross-entropy (self-distillation).
-    fine_tune_targets: str = "labels"
+    fine_tune_targets: str = "training"
     fine_tune_loss: str = "binary_crossentropy"
     # Pruning has to recover from losing most weights, at a learning rate that depends on the
     # model and data: each candidate fine-tunes its own copy and the best on validation is kept, or

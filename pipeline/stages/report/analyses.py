@@ -208,7 +208,7 @@ def _fine_tuning_lines(compression: dict) -> list[str]:
             continue
         line = (f"`{name}`: {tuning['epochs']} epochs at learning rate {tuning['learning_rate']:g}"
                 + _fine_tuning_objective(tuning) + f", kept epoch {tuning['kept_epoch']}"
-                + (f" (pruning's recovery {tuning['recovery']})" if tuning.get("recovery") else ""))
+                + (f" ({tuning['recovery']})" if tuning.get("recovery") else ""))
         if tuning.get("sampled"):  # a large training split: the --fine-tune-steps budget
             line += (f" ({tuning['steps']:,} steps in all, {tuning['steps_per_epoch']:,} an epoch, each over a "
                      f"shuffled sample of {tuning['rows_per_epoch']:,} training rows: the --fine-tune-steps budget)")
